@@ -1,0 +1,6 @@
+"""Embedded data: procedural, seeded data sets that need no download (the default data of demos and tests)."""
+
+from .functional import SHAPES, TEXTURES
+from .shapes_textures import ShapesTextures, flip_labels
+
+__all__ = ["SHAPES", "TEXTURES", "ShapesTextures", "flip_labels"]

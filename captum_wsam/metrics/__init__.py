@@ -1,0 +1,1 @@
+"""Metrics over data sets: shape bias, WSAM variance, robust accuracy, sanity checks."""
