@@ -7,7 +7,7 @@ seconds of CPU time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -74,6 +74,7 @@ def train_classifier(
     weight_decay: float = 1e-4,
     seed: int = 0,
     progress: bool = True,
+    augment: Callable[[Tensor], Tensor] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` with cross-entropy, AdamW and a one-cycle schedule; return per-epoch ``loss`` and ``accuracy``.
 
@@ -88,6 +89,8 @@ def train_classifier(
         weight_decay: AdamW weight decay.
         seed: shuffling seed (when ``data`` is a Dataset).
         progress: show a tqdm bar.
+        augment: optional batch augmentation applied to each training batch on the model's device (e.g. a Kornia
+            ``AugmentationSequential`` or :class:`~captum_wsam.augment.StyleAugment`).
 
     Returns:
         One dict per epoch with the mean training ``loss`` and running training ``accuracy``.
@@ -103,6 +106,8 @@ def train_classifier(
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     check_in_range(lr, "lr", 0.0, None, low_inclusive=False)
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable, got {type(augment).__name__}")
     loader = _as_loader(data, batch_size, True, seed)
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -115,6 +120,9 @@ def train_classifier(
         for batch in batches:
             images, labels, _ = split_batch(batch)
             images, labels = images.to(device), labels.to(device)
+            if augment is not None:
+                with torch.no_grad():
+                    images = augment(images)
             logits = model(images)
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)

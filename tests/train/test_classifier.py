@@ -33,3 +33,16 @@ def test_train_bad_arguments(shapes_test):
         train_classifier(SmallCNN(), shapes_test, lr=0.0)
     with pytest.raises(TypeError, match="model"):
         train_classifier("model", shapes_test)
+
+
+def test_train_applies_batch_augmentation(shapes_test):
+    seen = []
+
+    def augment(x):
+        seen.append(x.shape)
+        return x.flip(-1)
+
+    train_classifier(SmallCNN(width=4), shapes_test, epochs=1, batch_size=100, progress=False, augment=augment)
+    assert seen == [(100, 3, 32, 32)] * 3
+    with pytest.raises(TypeError, match="augment"):
+        train_classifier(SmallCNN(width=4), shapes_test, augment=3)
