@@ -38,7 +38,7 @@ class DemoConfig:
 def run_demo(config: DemoConfig) -> dict[str, float]:
     """Train a :class:`~captum_wsam.models.SmallCNN` on ShapesTextures, write ``report.md``, return the figures.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as tmp:
         ...     result = run_demo(DemoConfig(out=Path(tmp), size=32, quick=True, progress=False))

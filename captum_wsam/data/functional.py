@@ -95,7 +95,7 @@ def shape_coverage(kind: Tensor, center: Tensor, scale: Tensor, angle: Tensor, s
     Returns:
         :math:`(N, H, W)` coverage in [0, 1].
 
-    Example:
+    Examples:
         >>> cov = shape_coverage(torch.tensor([0]), torch.tensor([[16.0, 16.0]]), torch.tensor([8.0]),
         ...                      torch.tensor([0.0]), 32)
         >>> cov.shape, bool(cov[0, 16, 16] == 1), bool(cov[0, 0, 0] == 0)
@@ -130,7 +130,7 @@ def texture_pattern(kind: Tensor, frequency: Tensor, angle: Tensor, phase: Tenso
     Returns:
         :math:`(N, H, W)` intensities in [0, 1].
 
-    Example:
+    Examples:
         >>> n = torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(0))
         >>> t = texture_pattern(torch.tensor([1, 4]), torch.tensor([3.0, 3.0]), torch.zeros(2), torch.zeros(2), n)
         >>> t.shape, bool(t.min() >= 0), bool(t.max() <= 1)
@@ -183,7 +183,7 @@ def mask_to_box(mask: Tensor) -> Tensor:
 
     Empty masks give ``(0, 0, 0, 0)``.
 
-    Example:
+    Examples:
         >>> m = torch.zeros(1, 8, 8, dtype=torch.bool); m[0, 2:5, 3:7] = True
         >>> mask_to_box(m).tolist()
         [[3.0, 2.0, 7.0, 5.0]]

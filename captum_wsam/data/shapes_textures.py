@@ -140,7 +140,7 @@ class ShapesTextures(Dataset):
         return_info: return the ``info`` dict as third element.
         progress: show a progress bar while generating.
 
-    Example:
+    Examples:
         >>> data = ShapesTextures(n=8, size=32, seed=0)
         >>> image, label, info = data[0]
         >>> image.shape, image.dtype, 0 <= label < 6, info["mask"].shape, info["box"].shape
@@ -247,7 +247,7 @@ def flip_labels(labels: Tensor, rate: float, num_classes: int, seed: int) -> Ten
 
     The new class is uniform over the ``num_classes - 1`` other classes.
 
-    Example:
+    Examples:
         >>> y = torch.zeros(10, dtype=torch.long)
         >>> int((flip_labels(y, 0.3, 6, seed=0) != y).sum())
         3

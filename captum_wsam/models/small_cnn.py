@@ -44,7 +44,7 @@ class SmallCNN(nn.Module):
         - Input: :math:`(B, C_{in}, H, W)`, with :math:`H, W \\geq 2^{depth}`.
         - Output: :math:`(B, \\text{num\\_classes})` logits.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = SmallCNN(num_classes=6)
         >>> model(torch.rand(2, 3, 64, 64)).shape

@@ -54,7 +54,7 @@ def predict(model: nn.Module, data: Dataset | DataLoader | Tensor, batch_size: i
 def accuracy(model: nn.Module, data: Dataset | DataLoader, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` on ``data`` (a Dataset or DataLoader of ``(image, label[, info])`` items).
 
-    Example:
+    Examples:
         >>> from captum_wsam.data import ShapesTextures
         >>> from captum_wsam.models import SmallCNN
         >>> 0.0 <= accuracy(SmallCNN(), ShapesTextures(n=16, size=32)) <= 1.0
@@ -95,7 +95,7 @@ def train_classifier(
     Returns:
         One dict per epoch with the mean training ``loss`` and running training ``accuracy``.
 
-    Example:
+    Examples:
         >>> from captum_wsam.data import ShapesTextures
         >>> from captum_wsam.models import SmallCNN
         >>> history = train_classifier(SmallCNN(width=4), ShapesTextures(n=32, size=32), epochs=1, progress=False)
