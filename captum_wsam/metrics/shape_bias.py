@@ -43,7 +43,8 @@ def shape_bias(
 ) -> float | dict[str, float]:
     r"""Fraction of shape decisions among the decisions that match either cue (Geirhos et al. 2019).
 
-    .. math:: \frac{\#\{\hat y = y_{\text{shape}}\}}{\#\{\hat y = y_{\text{shape}}\} + \#\{\hat y = y_{\text{texture}}\}}
+    .. math:: \frac{\#\{\hat y = y_{\text{shape}}\}}
+              {\#\{\hat y = y_{\text{shape}}\} + \#\{\hat y = y_{\text{texture}}\}}
 
     counted over images whose two cues differ (others are skipped). The model runs in eval mode without gradients;
     its modes are restored afterwards, even on error.
