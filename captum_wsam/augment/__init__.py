@@ -2,6 +2,7 @@
 
 from .jackson import JacksonStyleNet
 from .linear_transfer import LinearStyleTransfer
+from .plot import plot_style_grid
 from .probes import RandomPatchShuffle, RandomSaturation, Saturation
 from .style_augment import StyleAugment
 from .style_bank import StyleBank, procedural_styles
@@ -14,5 +15,6 @@ __all__ = [
     "Saturation",
     "StyleAugment",
     "StyleBank",
+    "plot_style_grid",
     "procedural_styles",
 ]

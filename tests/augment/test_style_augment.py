@@ -192,3 +192,13 @@ def test_custom_transfer_configuration_builds_its_own_bank(x: torch.Tensor) -> N
     aug = StyleAugment(p=1.0, transfer=transfer, styles=torch.rand(3, 3, 32, 32))
     assert len(aug.style_bank) == 3 and aug.style_bank.config == transfer.config
     assert aug(x).shape == x.shape
+
+
+def test_plot_style_grid(aug: StyleAugment, x: torch.Tensor) -> None:
+    from captum_wsam.augment import plot_style_grid
+
+    grid = aug.stylize_grid(x[:2], [0, 1], [1.0, 0.0])
+    fig = plot_style_grid(grid, alphas=[1.0, 0.0], style_names=aug.style_bank.names[:2], image_index=1)
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "α=1"
+    with pytest.raises(ValueError, match="image_index"):
+        plot_style_grid(grid, image_index=2)
