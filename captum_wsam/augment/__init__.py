@@ -1,1 +1,20 @@
 """Kornia augmentations: StyleAugment and the shape/texture probes (each a true Kornia augmentation)."""
+
+from .jackson import JacksonStyleNet
+from .linear_transfer import LinearStyleTransfer
+from .plot import plot_style_grid
+from .probes import RandomPatchShuffle, RandomSaturation, Saturation
+from .style_augment import StyleAugment
+from .style_bank import StyleBank, procedural_styles
+
+__all__ = [
+    "JacksonStyleNet",
+    "LinearStyleTransfer",
+    "RandomPatchShuffle",
+    "RandomSaturation",
+    "Saturation",
+    "StyleAugment",
+    "StyleBank",
+    "plot_style_grid",
+    "procedural_styles",
+]
