@@ -1,1 +1,5 @@
 """Metrics over data sets: shape bias, WSAM variance, robust accuracy, sanity checks."""
+
+from .wsam_variance import WSAMVarianceResult, plot_wsam_variance, wsam_variance
+
+__all__ = ["WSAMVarianceResult", "plot_wsam_variance", "wsam_variance"]
