@@ -93,8 +93,8 @@ def wsam_weights(probabilities: Tensor, alphas: Tensor, weighting: str = "probab
 
     Example:
         >>> y = torch.full((2, 3, 4), 0.5)
-        >>> wsam_weights(y, torch.tensor([0.2, 0.5, 1.0]), "alpha_probability")[0, :, 0].tolist()
-        [0.1, 0.25, 0.5]
+        >>> wsam_weights(y, torch.tensor([0.25, 0.5, 1.0]), "alpha_probability")[0, :, 0].tolist()
+        [0.125, 0.25, 0.5]
     """
     check_choice(weighting, "weighting", WEIGHTINGS)
     check_tensor(probabilities, "probabilities", ndim=3)

@@ -111,10 +111,11 @@ def visualize_attr(
             stacklevel=2,
         )
         kwargs = {**kwargs, "title": "all-zero attribution"}
-        if image_np is not None:
-            return captum_visualization.visualize_image_attr(attr_np, image_np, method="original_image", **kwargs)
-        blank = np.ones((*attr_np.shape[:2], 3), dtype=np.float32)
-        return captum_visualization.visualize_image_attr(blank, blank, method="original_image", **kwargs)
+        # "original_image" ignores the map, but Captum still normalises it: hand it a constant one.
+        placeholder = np.ones(attr_np.shape[:2], dtype=np.float32)
+        background = image_np if image_np is not None else np.ones((*attr_np.shape[:2], 3), dtype=np.float32)
+        return captum_visualization.visualize_image_attr(placeholder, background, method="original_image",
+                                                         sign="absolute_value", **kwargs)
     return captum_visualization.visualize_image_attr(attr_np, image_np, method=method, sign=sign, **kwargs)
 
 
