@@ -71,13 +71,37 @@ def check_forward_and_layer(forward_func: Any, layer: Any) -> None:
 
 
 def check_style(style: Any, num_styles: int | None, name: str = "style") -> None:
-    """Raise unless ``style`` is ``None``, an index into a bank of ``num_styles`` styles, or a tensor of params."""
-    if style is None or isinstance(style, Tensor):
+    """Raise unless ``style`` is ``None``, an index into a bank of ``num_styles`` styles, or an integer tensor."""
+    if style is None:
+        return
+    if isinstance(style, Tensor):
+        if style.is_floating_point() or style.is_complex():
+            raise TypeError(f"{name} must hold integer style indices, got dtype {style.dtype}")
+        if num_styles is not None and style.numel() and (style.min() < 0 or style.max() >= num_styles):
+            raise ValueError(f"{name} must lie in [0, {num_styles - 1}] for a bank of {num_styles} styles, "
+                             f"got {style.reshape(-1).tolist()}")
         return
     if isinstance(style, bool) or not isinstance(style, int):
-        raise TypeError(f"{name} must be an int style index or a Tensor of style params, got {type(style).__name__}")
+        raise TypeError(f"{name} must be an int style index, an integer tensor or a params dict, "
+                        f"got {type(style).__name__}")
     if num_styles is not None and not 0 <= style < num_styles:
         raise ValueError(f"{name} must lie in [0, {num_styles - 1}] for a bank of {num_styles} styles, got {style}")
+
+
+def replay_style(augment: Any, inputs: Tensor, params: dict[str, Tensor], alpha: float) -> Tensor:
+    """Stylize with sampled params (Kornia's ``aug._params``): their style and noise, intensity ``alpha``, all samples.
+
+    Uses the augment's Kornia override point ``apply_transform`` (sample, then apply), so the style noise drawn at
+    sampling time is replayed exactly; ``batch_prob`` is dropped so that every sample is stylized.
+    """
+    if not callable(getattr(augment, "apply_transform", None)):
+        raise TypeError(f"style given as params needs an augment with apply_transform (Kornia), got "
+                        f"{type(augment).__name__}")
+    if "style_index" not in params:
+        raise ValueError(f"style params must hold 'style_index', got keys {sorted(params)}")
+    replay = {k: v for k, v in params.items() if k not in ("batch_prob", "alpha")}
+    replay["alpha"] = torch.full((inputs.shape[0],), float(alpha), dtype=inputs.dtype, device=inputs.device)
+    return augment.apply_transform(inputs, replay, {})
 
 
 def bank_size(augment: Any) -> int | None:
@@ -237,7 +261,7 @@ class SAM(LayerAttribution, GradientAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         alpha: float = 0.5,
-        style: int | Tensor | None = None,
+        style: int | Tensor | dict[str, Tensor] | None = None,
         attribute_to_layer_input: bool = False,
         relu_attributions: bool = True,
         attr_dim_summation: bool = True,
@@ -256,8 +280,9 @@ class SAM(LayerAttribution, GradientAttribution):
                 class predicted on the styled input, as the reference code does.
             additional_forward_args: extra arguments for ``forward_func`` (not stylized).
             alpha: intensity in [0, 1]; 1 keeps the image (plain Grad-CAM), 0 applies the full style.
-            style: index into ``augment.style_bank`` or a tensor of style params understood by
-                ``augment.stylize``; ``None`` means style 0.
+            style: index into ``augment.style_bank``, a :math:`(B,)` integer tensor of per-sample indices, or
+                params sampled by the augment (``aug._params``: their ``style_index`` and ``style_noise`` are
+                replayed exactly, α comes from ``alpha``); ``None`` means style 0.
             attribute_to_layer_input: explain the layer's input instead of its output.
             relu_attributions: apply the ReLU of the definition (default ``True``; ``False`` keeps the sign).
             attr_dim_summation: sum over channels (as ``LayerGradCam``).
@@ -277,13 +302,17 @@ class SAM(LayerAttribution, GradientAttribution):
         """
         check_images(inputs, "inputs")
         check_in_range(alpha, "alpha", 0.0, 1.0)
-        check_style(style, bank_size(self.augment))
+        if not isinstance(style, dict):
+            check_style(style, bank_size(self.augment))
         for flag, name in ((attribute_to_layer_input, "attribute_to_layer_input"),
                            (relu_attributions, "relu_attributions"), (attr_dim_summation, "attr_dim_summation"),
                            (interpolate_to_input, "interpolate_to_input")):
             check_type(flag, name, bool)
         with torch.no_grad():
-            styled = self.augment.stylize(inputs.detach(), 0 if style is None else style, float(alpha))
+            if isinstance(style, dict):
+                styled = replay_style(self.augment, inputs.detach(), style, alpha)
+            else:
+                styled = self.augment.stylize(inputs.detach(), 0 if style is None else style, float(alpha))
         with model_guard(self.forward_func, inputs):
             maps, _, _ = grad_cam_and_probabilities(
                 self.forward_func,

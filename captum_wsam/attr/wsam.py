@@ -52,13 +52,11 @@ def _check_alphas(alphas: Any) -> tuple[float, ...]:
     return tuple(float(a) for a in alphas)
 
 
-def _resolve_styles(styles: Any, num_styles: int | None, seed: int) -> list[int] | Tensor:
-    """A count of styles (sampled once without replacement with ``seed``), explicit indices, or a tensor of params."""
+def _resolve_styles(styles: Any, num_styles: int | None, seed: int) -> list[int]:
+    """A count of styles (sampled once without replacement with ``seed``) or explicit style indices."""
     if isinstance(styles, Tensor):
-        if styles.numel() == 0:
-            raise ValueError("styles must not be empty, got an empty tensor")
-        if styles.is_floating_point():
-            return styles
+        if styles.is_floating_point() or styles.is_complex():
+            raise TypeError(f"styles must hold integer style indices, got dtype {styles.dtype}")
         styles = styles.reshape(-1).tolist()
     if isinstance(styles, int) and not isinstance(styles, bool):
         check_positive_int(styles, "styles")
@@ -111,7 +109,7 @@ class WSAM(LayerAttribution, GradientAttribution):
             :class:`captum_wsam.augment.StyleAugment`.
         alphas: the intensities α in [0, 1] (1 = no style), non-empty.
         styles: a count (that many distinct styles of ``augment.style_bank``, drawn once with ``seed`` and reused
-            by every call), a sequence of style indices, or a float tensor of style params for ``stylize_grid``.
+            by every call) or explicit style indices (a sequence or an integer tensor).
         seed: seed of the style draw when ``styles`` is a count.
         device_ids: device ids when ``forward_func`` applies a ``DataParallel`` model.
 

@@ -154,3 +154,32 @@ def test_bad_constructor_arguments(small: SmallCNN, augment: ColourStyles) -> No
         SAM(small, small.block3, augment=lambda x: x)
     with pytest.raises(TypeError, match="forward_func"):
         SAM(3, small.block3, augment)
+
+
+def test_default_style_augment(small: SmallCNN) -> None:
+    from captum_wsam.augment import StyleAugment
+
+    sam = SAM(small, small.block3)
+    assert isinstance(sam.augment, StyleAugment)
+    x = torch.rand(2, 3, 32, 32)
+    expected = LayerGradCam(small, small.block3).attribute(x, 3, relu_attributions=True)
+    assert torch.equal(sam.attribute(x, 3, alpha=1.0, style=7), expected)
+    styled = sam.augment.stylize(x, 7, 0.2)
+    torch.testing.assert_close(sam.attribute(x, 3, alpha=0.2, style=7),
+                               LayerGradCam(small, small.block3).attribute(styled, 3, relu_attributions=True))
+
+
+def test_style_params_are_replayed(small: SmallCNN) -> None:
+    from captum_wsam.augment import StyleAugment
+
+    augment = StyleAugment(alpha=0.4, p=1.0)
+    x = torch.rand(3, 3, 32, 32)
+    styled = augment(x)
+    params = augment._params
+    sam = SAM(small, small.block3, augment)
+    expected = LayerGradCam(small, small.block3).attribute(styled, [0, 1, 2], relu_attributions=True)
+    torch.testing.assert_close(sam.attribute(x, [0, 1, 2], alpha=0.4, style=params), expected)
+    with pytest.raises(ValueError, match="style_index"):
+        sam.attribute(x, 0, style={"alpha": params["alpha"]})
+    with pytest.raises(TypeError, match="style"):
+        sam.attribute(x, 0, style=torch.tensor([0.5]))

@@ -183,3 +183,14 @@ def test_model_left_untouched(trained_cnn: SmallCNN, augment: ColourStyles) -> N
 def test_bad_arguments(small: SmallCNN, augment: ColourStyles, make, error: type, name: str) -> None:
     with pytest.raises(error, match=name):
         make(small, augment)
+
+
+def test_default_style_augment_equals_float64_loop(small: SmallCNN) -> None:
+    from captum_wsam.augment import StyleAugment
+
+    model = copy.deepcopy(small).double()
+    wsam = WSAM(model, model.block2, alphas=(0.3, 0.9), styles=2)
+    assert isinstance(wsam.augment, StyleAugment) and len(set(wsam.styles)) == 2
+    x, target = torch.rand(2, 3, 32, 32, dtype=torch.float64), torch.tensor([3, 1])
+    expected = reference_wsam(model, "block2", wsam.augment, x, target, wsam.styles, (0.3, 0.9))
+    torch.testing.assert_close(wsam.attribute(x, target, chunk_size=3), expected, atol=1e-10, rtol=1e-8)
