@@ -1,1 +1,5 @@
 """Captum attributions: SAM, WSAM, LRP αβ and parameter saliency (each a true ``captum.attr.Attribution``)."""
+
+from .lrp import AlphaBetaRule, LRPAlphaBeta
+
+__all__ = ["AlphaBetaRule", "LRPAlphaBeta"]
