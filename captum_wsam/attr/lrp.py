@@ -257,8 +257,9 @@ class LRPAlphaBeta(GradientAttribution):
             RuntimeError: a Conv/Linear/BatchNorm called twice in one forward pass.
 
         Example:
-            >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5, bias=False), nn.ReLU(),
-            ...                       nn.Linear(5, 3, bias=False))
+            >>> _ = torch.manual_seed(0)
+            >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 32, bias=False), nn.ReLU(),
+            ...                       nn.Linear(32, 3, bias=False))
             >>> x = torch.rand(4, 3, 2, 2)
             >>> lrp = LRPAlphaBeta(model, alpha=1.0, beta=0.0)
             >>> relevance, delta = lrp.attribute(x, target=0, return_convergence_delta=True)

@@ -260,9 +260,10 @@ def alpha_beta_forward(
 
     (:math:`w^\pm` is :math:`w^+` for :math:`a_j > 0` and :math:`w^-` for :math:`a_j < 0`), so that
     :math:`a_j\, \partial f / \partial a_j` equals :func:`alpha_beta_relevance` of :math:`R = z \odot g`. The output
-    is :math:`z + (y - \operatorname{sg}(y))` with :math:`y = \operatorname{sg}(\alpha z / z^+) z^+ -
-    \operatorname{sg}(\beta z / z^-) z^-`: the forward value is exactly :math:`z`, the backward pass costs the
-    transposed layer once per term. Non-negative inputs (after a ReLU) take the cheaper path; mixed signs split them.
+    is :math:`z = z^+ + z^-` (the layer run with :math:`w^+, b^+` and with :math:`w^-, b^-`); a small autograd
+    function splices the factors :math:`\alpha z / z^+` and :math:`-\beta z / z^-` into the gradient, so the backward
+    pass costs the transposed layer once per term (once in all for :math:`\beta = 0`). Non-negative inputs (after a
+    ReLU) take this two-convolution path; inputs of mixed sign are split into :math:`a^+` and :math:`a^-`.
 
     Args:
         inputs: the layer's input, shape :math:`(B, \dots)`.
@@ -286,25 +287,33 @@ def alpha_beta_forward(
     """
     w_pos, w_neg = _split(weight)
     b_pos, b_neg = _split(bias)
-    mixed = bool((inputs < 0).any())
-    x_pos, x_neg = (inputs.clamp(min=0), inputs.clamp(max=0)) if mixed else (inputs, None)
-
-    def linear_part(first: Tensor, second: Tensor, part_bias: Tensor | None) -> Tensor:
-        out = layer_fn(x_pos, first, part_bias)
-        return out if x_neg is None else out + layer_fn(x_neg, second, None)
-
-    z_pos = linear_part(w_pos, w_neg, b_pos)  # >= 0: sum of non-negative products
-    if beta == 0:
-        with torch.no_grad():
-            z = layer_fn(inputs, weight, bias)
-        y = (alpha * z / (z_pos.detach() + epsilon)) * z_pos
+    if bool(inputs.min() < 0):
+        x_pos, x_neg = inputs.clamp(min=0), inputs.clamp(max=0)
+        z_pos = layer_fn(x_pos, w_pos, b_pos) + layer_fn(x_neg, w_neg, None)  # >= 0
+        z_neg = layer_fn(x_pos, w_neg, b_neg) + layer_fn(x_neg, w_pos, None)  # <= 0
     else:
-        z_neg = linear_part(w_neg, w_pos, b_neg)  # <= 0
-        z = (z_pos + z_neg).detach()
-        # z_pos >= 0 and z_neg <= 0, so stabilize() reduces to +eps and -eps (an exact zero z_neg carries no
-        # contribution, whatever its stabilizer).
-        y = (alpha * z / (z_pos.detach() + epsilon)) * z_pos - (beta * z / (z_neg.detach() - epsilon)) * z_neg
-    return z + (y - y.detach())
+        z_pos, z_neg = layer_fn(inputs, w_pos, b_pos), layer_fn(inputs, w_neg, b_neg)
+    return _AlphaBetaSplice.apply(z_pos, z_neg, float(alpha), float(beta), float(epsilon))
+
+
+class _AlphaBetaSplice(torch.autograd.Function):
+    """Forward: ``z = z⁺ + z⁻``; backward: ``g ↦ (α z / z⁺ · g, −β z / z⁻ · g)`` to the two parts."""
+
+    @staticmethod
+    def forward(ctx, z_pos, z_neg, alpha, beta, epsilon):  # type: ignore[override]
+        z = z_pos + z_neg
+        # z⁺ >= 0 and z⁻ <= 0, so stabilize() reduces to +ε and −ε (an exact zero z⁻ carries no contribution,
+        # whatever its stabilizer).
+        factor_pos = torch.div(z, z_pos + epsilon).mul_(alpha)
+        factor_neg = torch.div(z, z_neg - epsilon).mul_(-beta) if beta != 0 else None
+        ctx.save_for_backward(factor_pos, factor_neg)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        factor_pos, factor_neg = ctx.saved_tensors
+        grad_neg = None if factor_neg is None else grad_output * factor_neg
+        return grad_output * factor_pos, grad_neg, None, None, None
 
 
 class _RelevanceAsGradient(torch.autograd.Function):
