@@ -87,7 +87,9 @@ class AlphaBetaRule:
         if self.alpha < 1:
             raise ValueError(f"alpha must be >= 1, got {self.alpha!r}")
         if not math.isclose(self.beta, self.alpha - 1, rel_tol=0.0, abs_tol=1e-12):
-            raise ValueError(f"beta must equal alpha - 1 = {self.alpha - 1} (relevance conservation), got {self.beta!r}")
+            raise ValueError(
+                f"beta must equal alpha - 1 = {self.alpha - 1} (relevance conservation), got {self.beta!r}"
+            )
 
 
 def _check_bound(value: Any, name: str) -> None:
