@@ -15,7 +15,7 @@ def randomize_batch_norms(model: nn.Module) -> nn.Module:
     """Give every BatchNorm non-trivial statistics and affine parameters (in place, test models only)."""
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
+            if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 module.running_mean.uniform_(-0.3, 0.3)
                 module.running_var.uniform_(0.5, 2.0)
                 module.weight.uniform_(-1.5, 1.5)  # negative scales flip which weights are positive
@@ -32,9 +32,18 @@ def test_fold_batch_norm_closed_form() -> None:
     torch.testing.assert_close(b, (conv.bias - bn.running_mean) * scale + bn.bias)
 
 
-@pytest.mark.parametrize("name", ["vgg11_bn", "resnet18"])
+def _vgg_bn() -> nn.Module:
+    """A small VGG-BN (torchvision's ``features`` layout: conv, bn, relu, pool)."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in ((3, 8), (8, 16)):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(16 * 8 * 8, 10), nn.BatchNorm1d(10))
+
+
+@pytest.mark.parametrize("name", ["vgg_bn", "resnet18"])
 def test_canonized_model_output_equals_original_and_model_restored(name: str) -> None:
-    model = randomize_batch_norms(getattr(torchvision.models, name)(num_classes=10))
+    model = _vgg_bn() if name == "vgg_bn" else torchvision.models.resnet18(num_classes=10)
+    model = randomize_batch_norms(model)
     x = torch.rand(2, 3, 32, 32)
     expected = model(x)
     snapshot = ModelSnapshot.take(model, [x])
