@@ -30,7 +30,7 @@ from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_number, check_target, check_tensor, check_type
+from .._checks import check_choice, check_images, check_number, check_target, check_tensor, check_type
 from .._state import eval_mode, frozen_parameters, hook_handles, untouched
 from .._typing import TargetType
 from .lrp_canonizers import BATCH_NORM_TYPES, LINEAR_TYPES, Canonizer, ForwardPatch, layer_function, out_of_place_relu
@@ -457,6 +457,53 @@ class _Propagation:
         return proportional_pool_forward(inputs, pooled, sum_pool, self.lrp.epsilon)
 
 
+def plot_relevance(
+    images: Tensor,
+    maps: Mapping[str, Tensor],
+    *,
+    predictions: list[str] | None = None,
+) -> Any:
+    r"""Images (first column) and one heatmap per method, summed over channels, blue < 0 < red.
+
+    Each heatmap is scaled to its own largest magnitude, :math:`h / \max |h|`, on a symmetric colour scale.
+
+    Args:
+        images: :math:`(B, C, H, W)` images in [0, 1].
+        maps: method name → relevance or attribution of the same shape (or :math:`(B, 1, H', W')` maps, resized).
+        predictions: optional row titles (e.g. predicted classes).
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> fig = plot_relevance(torch.rand(2, 3, 8, 8), {"LRP": torch.randn(2, 3, 8, 8)})
+        >>> len(fig.axes)
+        4
+    """
+    import matplotlib.pyplot as plt
+
+    check_images(images, "images")
+    rows, cols = len(images), len(maps) + 1
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.8 * rows), squeeze=False)
+    for row in range(rows):
+        axes[row, 0].imshow(images[row].detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+        axes[row, 0].set_ylabel(predictions[row] if predictions else "", fontsize=8)
+        for col, (name, values) in enumerate(maps.items(), start=1):
+            heat = values[row : row + 1].detach().float().sum(1, keepdim=True)
+            heat = nn.functional.interpolate(heat, size=images.shape[-2:], mode="bilinear")[0, 0]
+            scale = heat.abs().max().clamp_min(1e-12)
+            axes[row, col].imshow((heat / scale).cpu().numpy(), cmap="seismic", vmin=-1, vmax=1)
+            if row == 0:
+                axes[row, col].set_title(name, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
 def _reshaped(bound: float | Tensor, inputs: Tensor) -> float | Tensor:
     """A tensor bound given for the model inputs, viewed like the first layer's inputs (e.g. after ``Flatten``)."""
     if not isinstance(bound, Tensor):
@@ -465,4 +512,11 @@ def _reshaped(bound: float | Tensor, inputs: Tensor) -> float | Tensor:
     return bound.to(inputs).expand(leaf_shape).reshape(inputs.shape)
 
 
-__all__ = ["FIRST_LAYER_RULES", "SUPPORTED_TYPES", "AlphaBetaRule", "LRPAlphaBeta", "unsupported_layers"]
+__all__ = [
+    "FIRST_LAYER_RULES",
+    "SUPPORTED_TYPES",
+    "AlphaBetaRule",
+    "LRPAlphaBeta",
+    "plot_relevance",
+    "unsupported_layers",
+]
