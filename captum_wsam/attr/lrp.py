@@ -230,7 +230,7 @@ class LRPAlphaBeta(GradientAttribution):
         """``True``: :meth:`compute_convergence_delta` measures how much relevance was absorbed or created."""
         return True
 
-    @log_usage()
+    @log_usage(part_of_slo=True)
     def attribute(
         self,
         inputs: Tensor | tuple[Tensor],
