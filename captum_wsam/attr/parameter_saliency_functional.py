@@ -119,7 +119,7 @@ def conv2d_per_sample_weight_grad(
 ) -> Tensor:
     """Per-sample weight gradients of a 2-D convolution from its input and output gradient (unfold + batched matmul).
 
-    .. math:: \\nabla_{W^{(g)}} \\mathcal{L}_b = g_b^{(g)} \\, \\big(U_b^{(g)}\\big)^\\top \\quad \\text{for each group } g
+    .. math:: \\nabla_{W^{(g)}} \\mathcal{L}_b = g_b^{(g)} \\big(U_b^{(g)}\\big)^\\top \\quad \\text{(each group } g)
 
     Differentiable (used for double backpropagation).
 
@@ -167,9 +167,9 @@ def _filter_saliency_unfold(
     per_group = out_channels // groups
     outs = grad_outputs.reshape(batch, groups, per_group, positions)
     total = grad_outputs.new_empty(batch, groups, per_group)
-    rows = max(1, min(per_group, block_elements // fan_in))
-    samples = max(1, min(batch, block_elements // (rows * fan_in)))
-    buffer = grad_outputs.new_empty(samples * rows * fan_in)
+    rows = max(1, min(per_group, block_elements // (groups * fan_in)))
+    samples = max(1, min(batch, block_elements // (groups * rows * fan_in)))
+    buffer = grad_outputs.new_empty(samples * groups * rows * fan_in)
     for b0 in range(0, batch, samples):
         b1 = min(batch, b0 + samples)
         for o0 in range(0, per_group, rows):
