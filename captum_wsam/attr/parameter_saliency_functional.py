@@ -1,0 +1,429 @@
+"""Pure tensor maths of parameter-space saliency (Levin et al. 2021).
+
+Levin, Shu, Borgnia, Huang, Goldblum & Goldstein, 2021, "Where do models go wrong? Parameter-space saliency maps for
+explainability", arXiv:2108.01335 (NeurIPS 2022).
+
+For a sample :math:`(x, y)` and loss :math:`\\mathcal{L}`, the parameter saliency is
+:math:`s(x, y)_i = |\\nabla_{\\theta_i} \\mathcal{L}_\\theta(x, y)|`. The filter-wise saliency of a conv filter
+:math:`\\mathcal{F}_k` (its :math:`C_{in}/G \\cdot k_h k_w` weights) is the mean of absolute values
+
+.. math:: \\bar s(x, y)_k = \\frac{1}{|\\mathcal{F}_k|} \\sum_{i \\in \\mathcal{F}_k} s(x, y)_i ,
+
+standardized over a reference set as :math:`\\hat s_k = (\\bar s_k - \\mu_k) / \\sigma_k`.
+
+Per-sample weight gradients of a conv layer come from quantities one batched backward already has: the layer's
+input :math:`a_b` and the gradient of the summed loss with respect to its output :math:`g_b` (sample :math:`b`'s own
+output gradient, because the loss is a sum of per-sample terms and BatchNorm runs on running statistics). With
+:math:`U_b = \\operatorname{unfold}(a_b)` of shape :math:`(C k_h k_w, L)`,
+
+.. math:: \\nabla_W \\mathcal{L}(x_b, y_b) = g_b \\, U_b^\\top \\in \\mathbb{R}^{C_{out} \\times C k_h k_w}
+
+(per group), the contraction used by Opacus and BackPACK. Everything here is a function of tensors; the hooks that
+capture :math:`a_b` and :math:`g_b` live in :mod:`captum_wsam.attr.parameter_saliency`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+IntPair = int | tuple[int, int]
+Padding = int | tuple[int, int] | str
+
+#: Filters whose reference standard deviation (or mean, in ``"norm"`` mode) is at most this are divided by 1.
+MIN_SCALE = 1e-14
+#: Elements of one block of per-sample gradients held at once by the fast path (4 MiB in float32: cache sized).
+BLOCK_ELEMENTS = 2**20
+#: At and above this many output positions per sample, the fast path uses a grouped weight-gradient convolution.
+GROUPED_MIN_POSITIONS = 128
+METHODS = ("auto", "unfold", "grouped")
+MODES = ("standardized", "norm", "raw")
+
+
+def _pair(value: IntPair) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def resolve_padding(padding: Padding, kernel_size: IntPair, dilation: IntPair = 1) -> tuple[int, int, int, int]:
+    """Explicit ``(left, right, top, bottom)`` padding (``F.pad`` order) of a 2-D convolution.
+
+    ``"valid"`` is no padding and ``"same"`` puts the extra pixel on the right/bottom, as :class:`torch.nn.Conv2d`.
+
+    Example:
+        >>> resolve_padding((1, 2), 3), resolve_padding("same", 4)
+        ((2, 2, 1, 1), (1, 2, 1, 2))
+    """
+    kh, kw = _pair(kernel_size)
+    dh, dw = _pair(dilation)
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        total_h, total_w = dh * (kh - 1), dw * (kw - 1)
+        return (total_w // 2, total_w - total_w // 2, total_h // 2, total_h - total_h // 2)
+    if isinstance(padding, str):
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = _pair(padding)
+    return (pw, pw, ph, ph)
+
+
+def _padded(inputs: Tensor, pads: tuple[int, int, int, int], padding_mode: str) -> tuple[Tensor, tuple[int, int]]:
+    """Input and the symmetric zero padding still to apply: pad explicitly unless it is symmetric zero padding."""
+    left, right, top, bottom = pads
+    if padding_mode == "zeros" and left == right and top == bottom:
+        return inputs, (top, left)
+    mode = "constant" if padding_mode == "zeros" else padding_mode
+    return F.pad(inputs, pads, mode=mode), (0, 0)
+
+
+def conv2d_unfold(
+    inputs: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    padding_mode: str = "zeros",
+) -> Tensor:
+    """Patches (im2col) that a :class:`torch.nn.Conv2d` with these settings multiplies with its weights.
+
+    .. math:: U_b[(c, i, j), l] = \\tilde a_b[c, \\; s_h p_l + d_h i, \\; s_w q_l + d_w j]
+
+    where :math:`\\tilde a_b` is the padded input and :math:`(p_l, q_l)` the :math:`l`-th output position.
+
+    Args:
+        inputs: layer input :math:`(B, C, H, W)`.
+        kernel_size, stride, padding, dilation, padding_mode: the convolution's settings.
+
+    Returns:
+        :math:`(B, C k_h k_w, L)` with :math:`L = H' W'` the number of output positions.
+
+    Example:
+        >>> conv2d_unfold(torch.rand(2, 3, 8, 8), 3, padding=1).shape
+        torch.Size([2, 27, 64])
+    """
+    x, symmetric = _padded(inputs, resolve_padding(padding, kernel_size, dilation), padding_mode)
+    return F.unfold(x, _pair(kernel_size), dilation=_pair(dilation), padding=symmetric, stride=_pair(stride))
+
+
+def conv2d_per_sample_weight_grad(
+    inputs: Tensor,
+    grad_outputs: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Tensor:
+    """Per-sample weight gradients of a 2-D convolution from its input and output gradient (unfold + batched matmul).
+
+    .. math:: \\nabla_{W^{(g)}} \\mathcal{L}_b = g_b^{(g)} \\big(U_b^{(g)}\\big)^\\top \\quad \\text{(each group } g)
+
+    Differentiable (used for double backpropagation).
+
+    Args:
+        inputs: layer input :math:`(B, C, H, W)`.
+        grad_outputs: gradient of the summed per-sample losses w.r.t. the layer output :math:`(B, O, H', W')`.
+        kernel_size, stride, padding, dilation, groups, padding_mode: the convolution's settings.
+
+    Returns:
+        :math:`(B, O, C / G, k_h, k_w)`: one weight gradient per sample.
+
+    Example:
+        >>> x, w = torch.rand(4, 2, 6, 6), torch.rand(3, 2, 3, 3)
+        >>> g = torch.rand(4, 3, 4, 4)
+        >>> per_sample = conv2d_per_sample_weight_grad(x, g, 3)
+        >>> per_sample.shape, torch.allclose(per_sample.sum(0), torch.nn.grad.conv2d_weight(x, w.shape, g), atol=1e-5)
+        (torch.Size([4, 3, 2, 3, 3]), True)
+    """
+    batch, channels = inputs.shape[:2]
+    out_channels = grad_outputs.shape[1]
+    kh, kw = _pair(kernel_size)
+    cols = conv2d_unfold(inputs, kernel_size, stride, padding, dilation, padding_mode)
+    positions = cols.shape[-1]
+    if grad_outputs[0, 0].numel() != positions:
+        raise ValueError(
+            f"grad_outputs has {grad_outputs[0, 0].numel()} positions per channel but the convolution of inputs "
+            f"{tuple(inputs.shape)} gives {positions}"
+        )
+    cols = cols.reshape(batch, groups, -1, positions)
+    outs = grad_outputs.reshape(batch, groups, out_channels // groups, positions)
+    grad = torch.matmul(outs, cols.transpose(-1, -2))
+    return grad.reshape(batch, out_channels, channels // groups, kh, kw)
+
+
+def _filter_saliency_unfold(
+    inputs: Tensor, grad_outputs: Tensor, settings: dict, groups: int, block_elements: int
+) -> Tensor:
+    """Fast path for few output positions: per-sample gradients in cache-sized (sample, filter) blocks, each reduced
+    to :math:`\\sum |\\cdot|` right away (the full :math:`(B, O, K)` tensor is never held)."""
+    batch, out_channels = grad_outputs.shape[:2]
+    cols = conv2d_unfold(inputs, **settings)
+    positions = cols.shape[-1]
+    cols_t = cols.reshape(batch, groups, -1, positions).transpose(-1, -2)  # (B, G, L, K)
+    fan_in = cols_t.shape[-1]
+    per_group = out_channels // groups
+    outs = grad_outputs.reshape(batch, groups, per_group, positions)
+    total = grad_outputs.new_empty(batch, groups, per_group)
+    rows = max(1, min(per_group, block_elements // (groups * fan_in)))
+    samples = max(1, min(batch, block_elements // (groups * rows * fan_in)))
+    buffer = grad_outputs.new_empty(samples * groups * rows * fan_in)
+    for b0 in range(0, batch, samples):
+        b1 = min(batch, b0 + samples)
+        for o0 in range(0, per_group, rows):
+            o1 = min(per_group, o0 + rows)
+            block = buffer[: (b1 - b0) * groups * (o1 - o0) * fan_in].view(b1 - b0, groups, o1 - o0, fan_in)
+            torch.matmul(outs[b0:b1, :, o0:o1], cols_t[b0:b1], out=block)
+            torch.sum(block.abs_(), dim=-1, out=total[b0:b1, :, o0:o1])
+    return total.reshape(batch, out_channels) / fan_in
+
+
+def _filter_saliency_grouped(
+    inputs: Tensor, grad_outputs: Tensor, settings: dict, groups: int, block_elements: int
+) -> Tensor:
+    """Fast path for many output positions: the batch folded into the channels of one grouped weight-gradient
+    convolution (groups :math:`B \\cdot G`), which gives every sample's weight gradient without im2col."""
+    batch, out_channels = grad_outputs.shape[:2]
+    kh, kw = _pair(settings["kernel_size"])
+    pads = resolve_padding(settings["padding"], (kh, kw), settings["dilation"])
+    x, symmetric = _padded(inputs, pads, settings["padding_mode"])
+    channels = x.shape[1]
+    fan_in = channels // groups * kh * kw
+    samples = max(1, min(batch, 4 * block_elements // (out_channels * fan_in)))
+    chunks = []
+    for b0 in range(0, batch, samples):
+        b1 = min(batch, b0 + samples)
+        n = b1 - b0
+        grad = torch.nn.grad.conv2d_weight(
+            x[b0:b1].reshape(1, n * channels, *x.shape[2:]),
+            (n * out_channels, channels // groups, kh, kw),
+            grad_outputs[b0:b1].reshape(1, n * out_channels, *grad_outputs.shape[2:]),
+            stride=_pair(settings["stride"]),
+            padding=symmetric,
+            dilation=_pair(settings["dilation"]),
+            groups=n * groups,
+        )
+        chunks.append(grad.reshape(n, out_channels, fan_in).abs_().sum(-1))
+    return torch.cat(chunks) / fan_in
+
+
+def conv2d_filter_saliency(
+    inputs: Tensor,
+    grad_outputs: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+    block_elements: int = BLOCK_ELEMENTS,
+) -> Tensor:
+    """Filter-wise parameter saliency of one conv layer for every sample: mean over each filter of :math:`|\\nabla_W|`.
+
+    .. math:: \\bar s_b[o] = \\frac{G}{C k_h k_w} \\sum_{c, i, j} \\big|\\nabla_{W[o, c, i, j]} \\mathcal{L}_b\\big|
+
+    When autograd records (``inputs`` or ``grad_outputs`` require grad and grad mode is on) it goes through
+    :func:`conv2d_per_sample_weight_grad` so that the result can be differentiated (double backpropagation).
+    Otherwise it uses one of two exact batched contractions that never hold all per-sample gradients at once:
+    ``"unfold"`` (im2col + batched matmul in cache-sized blocks, best for few output positions) or ``"grouped"`` (one
+    grouped weight-gradient convolution over the batch, best for many); ``"auto"`` picks ``"grouped"`` from
+    :data:`GROUPED_MIN_POSITIONS` output positions on.
+
+    Args:
+        inputs: layer input :math:`(B, C, H, W)`.
+        grad_outputs: gradient of the summed per-sample losses w.r.t. the layer output :math:`(B, O, H', W')`.
+        kernel_size, stride, padding, dilation, groups, padding_mode: the convolution's settings.
+        method: ``"auto"``, ``"unfold"`` or ``"grouped"`` (the fast path's contraction).
+        block_elements: elements of per-sample gradients computed per block by the fast path.
+
+    Returns:
+        :math:`(B, O)` filter-wise saliency.
+
+    Example:
+        >>> x, g = torch.rand(4, 2, 6, 6), torch.rand(4, 3, 4, 4)
+        >>> fast = conv2d_filter_saliency(x, g, 3)
+        >>> slow = conv2d_per_sample_weight_grad(x, g, 3).abs().mean((2, 3, 4))
+        >>> fast.shape, torch.allclose(fast, slow, atol=1e-6)
+        (torch.Size([4, 3]), True)
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    settings = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "dilation": dilation,
+                "padding_mode": padding_mode}
+    if torch.is_grad_enabled() and (inputs.requires_grad or grad_outputs.requires_grad):
+        grad = conv2d_per_sample_weight_grad(inputs, grad_outputs, groups=groups, **settings)
+        return grad.abs().flatten(2).mean(-1)
+    if method == "auto":
+        positions = grad_outputs[0, 0].numel()
+        method = "grouped" if positions >= GROUPED_MIN_POSITIONS else "unfold"
+    with torch.no_grad():
+        if method == "grouped":
+            return _filter_saliency_grouped(inputs, grad_outputs, settings, groups, block_elements)
+        return _filter_saliency_unfold(inputs, grad_outputs, settings, groups, block_elements)
+
+
+def welford_merge(
+    count: int, mean: Tensor, m2: Tensor, batch: Tensor
+) -> tuple[int, Tensor, Tensor]:
+    """Merge a batch of rows into running mean and sum of squared deviations (Welford; Chan et al. 1979 for batches).
+
+    .. math::
+        n' = n + m, \\quad \\delta = \\bar x_B - \\mu, \\quad \\mu' = \\mu + \\delta \\frac{m}{n'}, \\quad
+        M_2' = M_2 + \\sum_{j \\in B} (x_j - \\bar x_B)^2 + \\delta^2 \\frac{n m}{n'}
+
+    Args:
+        count: rows seen so far :math:`n`.
+        mean: running mean :math:`(F,)`.
+        m2: running sum of squared deviations :math:`(F,)`.
+        batch: new rows :math:`(m, F)`.
+
+    Returns:
+        ``(count, mean, m2)`` updated (new tensors).
+
+    Example:
+        >>> rows = torch.rand(10, 3, dtype=torch.float64)
+        >>> state = (0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+        >>> for part in rows.split(4):
+        ...     state = welford_merge(*state, part)
+        >>> torch.allclose(state[1], rows.mean(0)), torch.allclose(state[2] / 9, rows.var(0))
+        (True, True)
+    """
+    size = batch.shape[0]
+    if size == 0:
+        return count, mean, m2
+    batch_mean = batch.mean(0)
+    batch_m2 = ((batch - batch_mean) ** 2).sum(0)
+    total = count + size
+    delta = batch_mean - mean
+    new_mean = mean + delta * (size / total)
+    new_m2 = m2 + batch_m2 + delta**2 * (count * size / total)
+    return total, new_mean, new_m2
+
+
+def welford_std(count: int, m2: Tensor, min_scale: float = MIN_SCALE) -> Tensor:
+    """Sample standard deviation :math:`\\sqrt{M_2 / (n - 1)}` with values :math:`\\le` ``min_scale`` set to 1.
+
+    Example:
+        >>> welford_std(3, torch.tensor([2.0, 0.0]))
+        tensor([1., 1.])
+    """
+    if count < 2:
+        raise ValueError(f"count must be at least 2 to estimate a standard deviation, got {count}")
+    std = (m2 / (count - 1)).clamp_min(0).sqrt()
+    return torch.where(std <= min_scale, torch.ones_like(std), std)
+
+
+def normalize_saliency(
+    saliency: Tensor, mode: str, mean: Tensor | None = None, std: Tensor | None = None, min_scale: float = MIN_SCALE
+) -> Tensor:
+    """Filter-wise saliency in one of the three modes of Levin et al.
+
+    .. math::
+        \\text{standardized: } \\hat s_k = \\frac{\\bar s_k - \\mu_k}{\\sigma_k}, \\qquad
+        \\text{norm: } \\frac{\\bar s_k}{\\mu_k}, \\qquad \\text{raw: } \\bar s_k
+
+    with :math:`\\sigma_k \\le` ``min_scale`` (or :math:`\\mu_k \\le` ``min_scale`` in ``"norm"``) replaced by 1.
+
+    Args:
+        saliency: raw filter-wise saliency :math:`(B, F)`.
+        mode: ``"standardized"``, ``"norm"`` or ``"raw"``.
+        mean: reference mean :math:`(F,)` (``"standardized"`` and ``"norm"``).
+        std: reference standard deviation :math:`(F,)` (``"standardized"``).
+
+    Returns:
+        :math:`(B, F)` in the dtype of ``saliency``.
+
+    Example:
+        >>> s = torch.tensor([[1.0, 4.0]])
+        >>> normalize_saliency(s, "standardized", torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.0]))
+        tensor([[0., 2.]])
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}; got {mode!r}")
+    if mode == "raw":
+        return saliency
+    if mean is None or (mode == "standardized" and std is None):
+        raise ValueError(f"mode {mode!r} needs the reference mean{' and std' if mode == 'standardized' else ''}")
+    mean = mean.to(saliency)
+    if mode == "norm":
+        return saliency / torch.where(mean <= min_scale, torch.ones_like(mean), mean)
+    std = std.to(saliency)
+    return (saliency - mean) / torch.where(std <= min_scale, torch.ones_like(std), std)
+
+
+def boost_top_k(scores: Tensor, k: int, boost: float) -> Tensor:
+    """Detached copy :math:`s'` of ``scores`` :math:`(B, F)` whose ``k`` largest entries per row are times ``boost``.
+
+    The target of the input-space saliency of Levin et al.: :math:`s'_k = \\text{boost} \\cdot \\hat s_k` for the
+    top-:math:`k` filters, :math:`s'_k = \\hat s_k` otherwise.
+
+    Example:
+        >>> boost_top_k(torch.tensor([[1.0, 3.0, 2.0]]), 1, 10.0)
+        tensor([[ 1., 30.,  2.]])
+    """
+    target = scores.detach().clone()
+    top = target.topk(k, dim=1).indices
+    target.scatter_(1, top, target.gather(1, top) * boost)
+    return target
+
+
+def input_space_saliency(scores: Tensor, inputs: Tensor, k: int, boost: float) -> Tensor:
+    """Input-space saliency: gradient of the cosine similarity between :math:`\\hat s(x)` and its boosted copy.
+
+    .. math:: M(x) = \\nabla_x \\, \\frac{\\langle \\hat s(x), s' \\rangle}{\\lVert \\hat s(x) \\rVert \\,
+        \\lVert s' \\rVert}, \\qquad s' = \\operatorname{boost\\_top\\_k}(\\hat s(x))\\ \\text{(detached)}
+
+    Args:
+        scores: :math:`\\hat s(x)` :math:`(B, F)`, a differentiable function of ``inputs`` (per-sample rows).
+        inputs: the tensor :math:`x` the scores were computed from.
+        k: filters to boost per sample.
+        boost: factor of the boosted filters.
+
+    Returns:
+        Gradient of the same shape as ``inputs``.
+
+    Example:
+        >>> x = torch.rand(2, 5, requires_grad=True)
+        >>> input_space_saliency((x**2).cumsum(1), x, 2, 100.0).shape
+        torch.Size([2, 5])
+    """
+    target = boost_top_k(scores, k, boost)
+    similarity = F.cosine_similarity(scores, target, dim=1)
+    (grad,) = torch.autograd.grad(similarity.sum(), inputs)
+    return grad
+
+
+def layer_slices(sizes: Sequence[int]) -> list[slice]:
+    """Consecutive slices of a flat filter axis made of layers with ``sizes`` filters.
+
+    Example:
+        >>> layer_slices([2, 3])
+        [slice(0, 2, None), slice(2, 5, None)]
+    """
+    slices, start = [], 0
+    for size in sizes:
+        slices.append(slice(start, start + size))
+        start += size
+    return slices
+
+
+__all__ = [
+    "BLOCK_ELEMENTS",
+    "GROUPED_MIN_POSITIONS",
+    "METHODS",
+    "MIN_SCALE",
+    "MODES",
+    "boost_top_k",
+    "conv2d_filter_saliency",
+    "conv2d_per_sample_weight_grad",
+    "conv2d_unfold",
+    "input_space_saliency",
+    "layer_slices",
+    "normalize_saliency",
+    "resolve_padding",
+    "welford_merge",
+    "welford_std",
+]
