@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
 from .._checks import check_images, check_in_range, check_tensor, check_type, check_unit_range
 from .._state import untouched
 
@@ -22,7 +23,7 @@ def check_labels(labels: Any, batch_size: int, num_classes: int | None = None, n
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
     if labels.shape[0] != batch_size:
-        raise ValueError(f"{name} must hold {batch_size} class indices (one per image), got shape {tuple(labels.shape)}")
+        raise ValueError(f"{name} must hold {batch_size} class indices (one per image), got {tuple(labels.shape)}")
     high = None if num_classes is None else num_classes - 1
     bad = labels < 0 if high is None else (labels < 0) | (labels > high)
     if bad.any():

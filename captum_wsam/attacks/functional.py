@@ -214,7 +214,8 @@ def sat_perturb(images: Tensor, direction: Tensor, eps: float, start: Tensor | N
 def project_linf(adv_images: Tensor, images: Tensor, eps: float) -> Tensor:
     """Projection onto the :math:`\\ell_\\infty` ball of radius :math:`\\epsilon` around ``images``, then onto [0, 1].
 
-    .. math:: \\Pi(x') = \\operatorname{clip}_{[0,1]}\\big(x + \\operatorname{clip}_{[-\\epsilon,\\epsilon]}(x' - x)\\big)
+    .. math:: \\Pi(x') = \\operatorname{clip}_{[0,1]}\\big(x
+              + \\operatorname{clip}_{[-\\epsilon,\\epsilon]}(x' - x)\\big)
 
     Args:
         adv_images: :math:`x'`, :math:`(B, C, H, W)`.
@@ -321,7 +322,7 @@ def lagrangian_schedule(iteration: int, steps: int, bound: float, lam: float) ->
 
 
 def lagrangian_objective(distance: Tensor, drop: Tensor, bound: float, multiplier: float) -> Tensor:
-    """Per-sample LP-A3 Lagrangian (minimized): feature distance rewarded, label-log-prob drop above the bound penalized.
+    """Per-sample LP-A3 Lagrangian (minimized): feature distance rewarded, log-prob drop above the bound penalized.
 
     .. math:: \\mathcal{L}(x') = -\\|\\phi(x') - \\phi(x)\\| + \\lambda \\max\\big(0, \\log p(y|x) - \\log p(y|x')
               - b\\big)
@@ -389,7 +390,8 @@ def normalized_gradient(gradient: Tensor, eps: float = 1e-8) -> Tensor:
 def prediction_instability(probs: Tensor, previous: Tensor, eps: float = 1e-12) -> Tensor:
     """Change of a sample's predicted distribution since it was last seen (LP-A3's selection signal).
 
-    .. math:: \\Delta_i = \\mathrm{KL}(p_t(x_i) \\,\\|\\, p_{t-1}(x_i)) = \\sum_k p_{t,k} (\\log p_{t,k} - \\log p_{t-1,k})
+    .. math:: \\Delta_i = \\mathrm{KL}(p_t(x_i) \\,\\|\\, p_{t-1}(x_i))
+              = \\sum_k p_{t,k} (\\log p_{t,k} - \\log p_{t-1,k})
 
     Args:
         probs: current probabilities :math:`(B, K)`.
