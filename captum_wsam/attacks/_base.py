@@ -44,7 +44,7 @@ class ModelSafeMixin:
         buffers = [(b, b.detach().clone()) for b in model.buffers()]
         normalization_applied = self._normalization_applied
         try:
-            with untouched(model):
+            with untouched(model), torch.enable_grad():  # works inside the caller's no_grad blocks too
                 return super().__call__(inputs, labels, *args, **kwargs)
         finally:
             self._set_normalization_applied(normalization_applied)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -14,7 +15,7 @@ def test_p_schedule_follows_one_minus_a_power_t_over_10():
     for epoch in (0, 1, 5, 10, 37):
         assert math.isclose(SF.sat_probability(epoch, 0.6), 1 - 0.6 ** (epoch / 10), rel_tol=1e-12)
     values = [SF.sat_probability(t) for t in range(50)]
-    assert values[0] == 0.0 and all(b > a for a, b in zip(values, values[1:])) and values[-1] < 1
+    assert values[0] == 0.0 and all(b > a for a, b in itertools.pairwise(values)) and values[-1] < 1
 
 
 def test_threshold_and_minmax_against_reference():

@@ -101,7 +101,8 @@ def test_weak_saliency_from_masks_and_boxes(model, batch):
     inside_box = torch.zeros_like(masks)
     for i, (x0, y0, x1, y1) in enumerate(boxes.long().tolist()):
         inside_box[i, :, y0:y1, x0:x1] = True
-    torch.testing.assert_close(atk(images, labels, boxes=boxes), (images - EPS * (inside_box.float() * 2 - 1)).clamp(0, 1))
+    expected_box = (images - EPS * (inside_box.float() * 2 - 1)).clamp(0, 1)
+    torch.testing.assert_close(atk(images, labels, boxes=boxes), expected_box)
     assert torch.equal(atk(images, labels, masks=masks[:, 0]), adv)  # (B, H, W) masks too
 
 
