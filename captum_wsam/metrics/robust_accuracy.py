@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_positive_int, check_type
 from .._state import eval_mode, untouched
+from ..attacks._base import check_labels
 
 
 def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +82,9 @@ def robust_accuracy(
                 images, labels = _split(batch)
                 images, labels = images.to(device), labels.to(device)
                 with torch.no_grad():
-                    correct["clean"] += (model(images).argmax(1) == labels).sum().item()
+                    logits = model(images)
+                check_labels(labels, len(images), logits.shape[1])
+                correct["clean"] += (logits.argmax(1) == labels).sum().item()
                 for name, attack in attacks.items():
                     adv = attack(images, labels)
                     with torch.no_grad():
