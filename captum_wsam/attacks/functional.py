@@ -143,7 +143,11 @@ def sample_sat_params(
 ) -> tuple[Tensor, Tensor]:
     """Sample the random parts of a SAT direction: which elements follow the saliency, and random signs.
 
-    .. math:: u_i \\sim \\operatorname{Bernoulli}(p), \\qquad z_i \\sim \\mathcal{U}\\{-1, 1\\}
+    .. math:: u_i \\sim \\mathcal{U}[0, 1), \\quad \\text{use}_i = [u_i < p], \\quad
+              z_i = \\begin{cases} 1 & u_i < (1 + p) / 2 \\\\ -1 & \\text{otherwise} \\end{cases}
+
+    One uniform draw per element: given :math:`u_i \\ge p`, :math:`u_i` is uniform on :math:`[p, 1)`, so
+    :math:`z_i` is a fair random sign exactly where it is used.
 
     Args:
         shape: shape of the direction, e.g. :math:`(B, C, H, W)`.
@@ -159,9 +163,8 @@ def sample_sat_params(
         >>> use.dtype, sorted(set(signs.flatten().tolist())) <= [-1.0, 1.0]
         (torch.bool, True)
     """
-    use = torch.rand(tuple(shape), generator=generator) < p
-    signs = torch.randint(0, 2, tuple(shape), generator=generator).float() * 2 - 1
-    return use.to(device), signs.to(device)
+    u = torch.rand(tuple(shape), generator=generator).to(device)
+    return u < p, torch.where(u < (1 + p) / 2, 1.0, -1.0)
 
 
 def sat_direction(saliency: Tensor, use_saliency: Tensor, signs: Tensor) -> Tensor:

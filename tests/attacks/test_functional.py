@@ -51,6 +51,7 @@ def test_sat_direction_and_perturbation_against_elementwise_reference():
     s = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64).sign()
     use, signs = SF.sample_sat_params(x.shape, 0.7, torch.Generator().manual_seed(0))
     assert 0.5 < use.double().mean() < 0.9
+    assert abs(signs[~use].mean()) < 0.35  # a fair sign where it is used
     eps = 0.05
     adv = SF.sat_perturb(x, SF.sat_direction(s, use, signs.double()), eps)
     ref = torch.empty_like(x).flatten()

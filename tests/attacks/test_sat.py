@@ -71,8 +71,9 @@ def test_sat_is_paper_formula_with_gradient_saliency(model, batch):
     # reference: Captum Saliency (signed gradient of the label logit), same random draws, float64 arithmetic
     grad = Saliency(model).attribute(images, target=labels, abs=False)
     g = torch.Generator().manual_seed(1)
-    use = torch.rand(images.shape, generator=g) < 1 - 0.6 ** 0.7
-    signs = torch.randint(0, 2, images.shape, generator=g).double() * 2 - 1
+    u = torch.rand(images.shape, generator=g)
+    use = u < 1 - 0.6**0.7  # follows the saliency w.p. p_t; otherwise a fair sign from the same draw
+    signs = torch.where(u < (1 + 1 - 0.6**0.7) / 2, 1.0, -1.0).double()
     direction = torch.where(use, grad.sign().double(), signs)
     ref = (images.double() - EPS * direction).clamp(0, 1)
     torch.testing.assert_close(adv.double(), ref, atol=1e-6, rtol=0)
