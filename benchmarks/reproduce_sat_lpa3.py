@@ -25,9 +25,9 @@ from captum_wsam.models import SmallCNN
 from captum_wsam.train import AdversarialTrainer, LPA3Trainer, SATTrainer
 
 
-def make_model(seed: int, width: int) -> SmallCNN:
+def make_model(seed: int, width: int, depth: int) -> SmallCNN:
     torch.manual_seed(seed)
-    return SmallCNN(width=width, depth=3)
+    return SmallCNN(width=width, depth=depth)
 
 
 def optimizer_and_scheduler(model: SmallCNN, lr: float, steps: int) -> tuple:
@@ -37,15 +37,16 @@ def optimizer_and_scheduler(model: SmallCNN, lr: float, steps: int) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n-train", type=int, default=800)
+    parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-test", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--noise-epochs", type=int, default=8)
-    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--noise-epochs", type=int, default=12)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--train-eps", type=float, default=4 / 255)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=8e-3)
-    parser.add_argument("--train-steps", type=int, default=3, help="PGD/TRADES steps while training")
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--train-steps", type=int, default=5, help="PGD/TRADES steps while training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--with-masked-pgd-sat", action="store_true", help="also PGD-SAT with mask saliency")
     args = parser.parse_args()
@@ -86,7 +87,7 @@ def main() -> None:
         methods.insert(5, "PGD-SAT (weak saliency, masks)")
     rows, times = {}, {}
     for name in methods:
-        model = make_model(args.seed, args.width)
+        model = make_model(args.seed, args.width, args.depth)
         start = time.perf_counter()
         trainer_for(name, model).fit(train, epochs=args.epochs, batch_size=args.batch_size)
         times[name] = time.perf_counter() - start
@@ -97,7 +98,8 @@ def main() -> None:
               + ", ".join(f"{k} {100 * v:.1f}" for k, v in rows[name].items()), flush=True)
     print()
     print(f"PGD-5 robust accuracy (%) on {args.n_test} ShapesTextures test images, SmallCNN(width={args.width}, "
-          f"depth=3), {args.epochs} epochs on {args.n_train} images, training eps = {255 * args.train_eps:.0f}/255, "
+          f"depth={args.depth}), {args.epochs} epochs on {args.n_train} images, "
+          f"training eps = {255 * args.train_eps:.0f}/255, "
           f"{args.train_steps}-step PGD/TRADES while training:")
     print()
     print(format_table(rows))
@@ -128,7 +130,7 @@ def main() -> None:
     noise_steps = args.noise_epochs * -(-args.n_train // args.batch_size)
     results = {}
     for name in ("Standard", "LP-A3"):
-        model = make_model(args.seed, args.width)
+        model = make_model(args.seed, args.width, args.depth)
         optimizer, scheduler = optimizer_and_scheduler(model, args.lr, noise_steps)
         common = {"scheduler": scheduler, "scheduler_step": "batch", "progress": False, "seed": args.seed}
         if name == "Standard":

@@ -210,7 +210,7 @@ class AdversarialTrainer:
         >>> model = SmallCNN(width=4, depth=2)
         >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
         >>> trainer = AdversarialTrainer(model, optimizer, SAT(model, eps=4 / 255), progress=False)
-        >>> history = trainer.fit(ShapesTextures(n=32, size=32), epochs=1, batch_size=16)
+        >>> history = trainer.fit(ShapesTextures(n=16, size=32), epochs=1, batch_size=8)
         >>> sorted(history[0])
         ['accuracy', 'epoch', 'loss', 'lr', 'time']
     """
@@ -551,7 +551,7 @@ class SATTrainer(AdversarialTrainer):
         >>> model = SmallCNN(width=4, depth=2)
         >>> trainer = SATTrainer(model, torch.optim.SGD(model.parameters(), lr=0.05), weak_saliency="mask",
         ...                      progress=False)
-        >>> len(trainer.fit(ShapesTextures(n=32, size=32), epochs=1, batch_size=16))
+        >>> len(trainer.fit(ShapesTextures(n=16, size=32), epochs=1, batch_size=8))
         1
     """
 
@@ -617,7 +617,7 @@ class LPA3Trainer(AdversarialTrainer):
         >>> model = SmallCNN(width=4, depth=2)
         >>> trainer = LPA3Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), warmup=1, ratio=0.5,
         ...                       progress=False)
-        >>> len(trainer.fit(ShapesTextures(n=32, size=32), epochs=2, batch_size=16))
+        >>> len(trainer.fit(ShapesTextures(n=16, size=32), epochs=2, batch_size=8))
         2
     """
 

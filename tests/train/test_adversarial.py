@@ -85,6 +85,7 @@ def test_augment_with_probability_and_callbacks(tiny_data):
     assert 0 < len(calls) < 12 and records == history
     assert {"eval_accuracy", "robust/FGSM", "loss", "accuracy"} <= set(history[-1])
     assert not model.training
+    assert not AdversarialTrainer(model, sgd(model), amp=True).amp  # AMP is CUDA-only: a no-op on the CPU
 
 
 def test_lpa3_selects_unstable_samples_after_warmup(tiny_data, monkeypatch):
