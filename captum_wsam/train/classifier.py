@@ -7,14 +7,12 @@ seconds of CPU time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from .._checks import check_in_range, check_positive_int, check_type
 
@@ -102,6 +100,8 @@ def train_classifier(
         >>> sorted(history[0])
         ['accuracy', 'loss']
     """
+    from .adversarial import AdversarialTrainer  # the one training loop of the package
+
     check_type(model, "model", nn.Module)
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
@@ -109,32 +109,11 @@ def train_classifier(
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be callable, got {type(augment).__name__}")
     loader = _as_loader(data, batch_size, True, seed)
-    device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(loader))
-    history = []
-    model.train()
-    for epoch in range(epochs):
-        total_loss, correct, seen = 0.0, 0, 0
-        batches: Iterable = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for batch in batches:
-            images, labels, _ = split_batch(batch)
-            images, labels = images.to(device), labels.to(device)
-            if augment is not None:
-                with torch.no_grad():
-                    images = augment(images)
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-        history.append({"loss": total_loss / seen, "accuracy": correct / seen})
-    model.eval()
-    return history
-
+    trainer = AdversarialTrainer(model, optimizer, scheduler=scheduler, scheduler_step="batch", augment=augment,
+                                 progress=progress, seed=seed)
+    history = trainer.fit(loader, epochs)
+    return [{"loss": record["loss"], "accuracy": record["accuracy"]} for record in history]
 
 __all__ = ["accuracy", "predict", "split_batch", "train_classifier"]

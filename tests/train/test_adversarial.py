@@ -1,0 +1,192 @@
+"""AdversarialTrainer: losses, presets, LP-A3 memories, resume equality, checkpoints, bad arguments."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchattacks
+from kornia.augmentation import ColorJiggle
+
+import captum_wsam.train.adversarial as adversarial
+from captum_wsam.attacks import LPA3, SAT
+from captum_wsam.data import ShapesTextures
+from captum_wsam.models import SmallCNN
+from captum_wsam.train import AdversarialTrainer, CheckpointError, LPA3Trainer, SATTrainer, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_data() -> ShapesTextures:
+    return ShapesTextures(n=48, size=32, seed=11)
+
+
+def tiny_model(seed: int = 0) -> SmallCNN:
+    torch.manual_seed(seed)
+    return SmallCNN(width=4, depth=2)
+
+
+def sgd(model):
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+@pytest.mark.parametrize("loss", ["mixed", "trades"])
+def test_loss_of_one_step_matches_formula(loss, tiny_data):
+    model = tiny_model()
+    attack = torchattacks.FGSM(model, eps=4 / 255)
+    reference = copy.deepcopy(model)
+    images, labels, _ = next(iter(torch.utils.data.DataLoader(tiny_data, batch_size=16)))
+    trainer = AdversarialTrainer(model, sgd(model), attack, loss, alpha=0.3, beta=2.0, progress=False)
+    model.train()
+    step_loss, _ = trainer.train_step(images, labels, {}, epoch=0)
+    reference.eval()
+    adv = torchattacks.FGSM(reference, eps=4 / 255)(images, labels)
+    reference.train()
+    clean, robust = reference(images), reference(adv)
+    if loss == "mixed":
+        expected = 0.3 * F.cross_entropy(clean, labels) + 0.7 * F.cross_entropy(robust, labels)
+    else:
+        p = clean.softmax(1)
+        expected = F.cross_entropy(clean, labels) + 2.0 * (p * (p.log() - robust.log_softmax(1))).sum(1).mean()
+    torch.testing.assert_close(step_loss, expected.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_sat_preset_sets_epoch_and_uses_masks(tiny_data):
+    model = tiny_model()
+    seen = {}
+
+    class Recording(SAT):
+        def forward(self, images, labels=None, masks=None, boxes=None, saliency_maps=None):
+            seen.setdefault("epochs", []).append(self.epoch)
+            seen["masks"] = masks
+            return super().forward(images, labels, masks, boxes, saliency_maps)
+
+    trainer = AdversarialTrainer(model, sgd(model), Recording(model), attack_inputs={"mask": "masks"},
+                                 progress=False)
+    trainer.fit(tiny_data, epochs=2, batch_size=24)
+    assert seen["epochs"] == [0, 0, 1, 1] and seen["masks"].shape == (24, 1, 32, 32)
+    preset = SATTrainer(tiny_model(), sgd(model), "trades", weak_saliency="box", progress=False)
+    assert preset.loss == "trades" and preset.attack_inputs == {"box": "boxes"}
+
+
+def test_augment_with_probability_and_callbacks(tiny_data):
+    model = tiny_model()
+    calls, records = [], []
+
+    def augment(x):
+        calls.append(len(x))
+        return ColorJiggle(0.1, 0.1, p=1.0)(x)
+
+    trainer = AdversarialTrainer(model, sgd(model), augment=augment, augment_p=0.5, progress=False,
+                                 callbacks=[lambda t, r: records.append(r)], eval_data=tiny_data,
+                                 eval_attacks={"FGSM": torchattacks.FGSM(model, eps=2 / 255)})
+    history = trainer.fit(tiny_data, epochs=4, batch_size=16)
+    assert 0 < len(calls) < 12 and records == history
+    assert {"eval_accuracy", "robust/FGSM", "loss", "accuracy"} <= set(history[-1])
+    assert not model.training
+    assert not AdversarialTrainer(model, sgd(model), amp=True).amp  # AMP is CUDA-only: a no-op on the CPU
+
+
+def test_lpa3_selects_unstable_samples_after_warmup(tiny_data, monkeypatch):
+    model = tiny_model()
+    sizes = []
+    original = LPA3.forward
+
+    def recording(self, images, labels=None):
+        sizes.append(len(images))
+        return original(self, images, labels)
+
+    monkeypatch.setattr(LPA3, "forward", recording)
+    trainer = LPA3Trainer(model, sgd(model), ratio=0.25, warmup=2, steps=2, progress=False)
+    trainer.fit(tiny_data, epochs=3, batch_size=24)
+    memory = trainer.lpa3_memory
+    assert memory["instability"].shape == (48,) and (memory["instability"] > 0).all()
+    assert sizes and sum(sizes) >= 12  # only in epoch 3 (after 2 warm-up epochs): about a quarter of 48
+    assert sum(sizes) <= 20
+
+
+def run(tmp_path, epochs, kind, resume=False, stop_after=None, seed=0):
+    model = tiny_model(seed)
+    optimizer = sgd(model)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+
+    def stop(trainer, record):
+        if stop_after is not None and record["epoch"] == stop_after:
+            raise KeyboardInterrupt
+
+    common = dict(scheduler=scheduler, progress=False, checkpoint_dir=tmp_path, callbacks=[stop])
+    if kind == "sat":
+        trainer = SATTrainer(model, optimizer, "pgd", steps=1, generator=torch.Generator().manual_seed(3), **common)
+    else:
+        trainer = LPA3Trainer(model, optimizer, ratio=0.3, warmup=1, steps=1, **common)
+    data = ShapesTextures(n=32, size=32, seed=4)
+    trainer.fit(data, epochs=epochs, batch_size=16, resume=resume)
+    return model, trainer
+
+
+@pytest.mark.parametrize("kind", ["sat", "lpa3"])
+def test_interrupted_and_resumed_equals_uninterrupted(kind, tmp_path):
+    torch.manual_seed(123)
+    full, full_trainer = run(tmp_path / "full", 3, kind)
+    torch.manual_seed(123)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", 3, kind, stop_after=2)
+    torch.manual_seed(999)  # a different global state before resuming: the checkpoint restores it
+    resumed, resumed_trainer = run(tmp_path / "cut", 3, kind, resume=True, seed=5)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [r["loss"] for r in full_trainer.history] == [r["loss"] for r in resumed_trainer.history]
+    if kind == "lpa3":
+        assert torch.equal(full_trainer.lpa3_memory["instability"], resumed_trainer.lpa3_memory["instability"])
+
+
+def test_corrupt_checkpoint_clear_error_and_previous_kept(tmp_path, monkeypatch):
+    run(tmp_path, 1, "sat")
+    path = tmp_path / "last.pt"
+    good = path.read_bytes()
+    assert load_checkpoint(path)["epoch"] == 1
+
+    def failing_save(obj, handle):  # dies half-way through writing the next checkpoint
+        handle.write(good[: len(good) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(adversarial.torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        run(tmp_path, 2, "sat", resume=True)
+    monkeypatch.undo()
+    assert path.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    path.write_bytes(good[: len(good) // 2])  # a partial file
+    with pytest.raises(CheckpointError, match="corrupt or partial"):
+        run(tmp_path, 2, "sat", resume=True)
+    torch.save({"format": "something else"}, path)
+    with pytest.raises(CheckpointError, match="not a"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_bad_arguments_raise_clear_errors(tiny_data):
+    model = tiny_model()
+    with pytest.raises(ValueError, match="loss"):
+        AdversarialTrainer(model, sgd(model), loss="hinge")
+    with pytest.raises(ValueError, match="needs an adversarial attack"):
+        AdversarialTrainer(model, sgd(model), loss="trades")
+    with pytest.raises(ValueError, match="needs an adversarial attack"):
+        AdversarialTrainer(model, sgd(model), LPA3(model), loss="mixed")
+    with pytest.raises(ValueError, match="another module"):
+        AdversarialTrainer(model, sgd(model), SAT(tiny_model(1)))
+    with pytest.raises(ValueError, match="augment_p"):
+        AdversarialTrainer(model, sgd(model), augment=lambda x: x, augment_p=1.5)
+    with pytest.raises(TypeError, match="optimizer"):
+        AdversarialTrainer(model, "sgd")
+    with pytest.raises(ValueError, match="epochs"):
+        AdversarialTrainer(model, sgd(model), progress=False).fit(tiny_data, epochs=0)
+    trainer = AdversarialTrainer(model, sgd(model), SAT(model), attack_inputs={"segmentation": "masks"},
+                                 progress=False)
+    with pytest.raises(ValueError, match="segmentation"):
+        trainer.fit(tiny_data, epochs=1)
+    images, labels = tiny_data.tensors()
+    with pytest.raises(ValueError, match="images must lie"):
+        AdversarialTrainer(model, sgd(model), SAT(model), progress=False).fit(
+            torch.utils.data.TensorDataset(images * 3, labels), epochs=1)

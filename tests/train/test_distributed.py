@@ -1,0 +1,68 @@
+"""AdversarialTrainer under DistributedDataParallel: 2 gloo processes on the CPU equal 1 process with the same batch."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torchattacks
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from captum_wsam.data import ShapesTextures
+from captum_wsam.train import AdversarialTrainer, LPA3Trainer
+
+
+def bn_free_model() -> nn.Module:
+    # BatchNorm statistics are per rank under DDP, so the equality test uses a model without BatchNorm.
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4),
+        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 6),
+    )
+
+
+def pgd_trainer(model: nn.Module) -> AdversarialTrainer:
+    attack = torchattacks.PGD(model, eps=4 / 255, alpha=2 / 255, steps=2, random_start=False)
+    return AdversarialTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), attack, progress=False, seed=3)
+
+
+def worker(rank: int, world_size: int, port: int, folder: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        data = ShapesTextures(n=32, size=32, seed=9)
+        model = bn_free_model()
+        history = pgd_trainer(model).fit(data, epochs=2, batch_size=16)
+        lpa3_model = bn_free_model()
+        lpa3 = LPA3Trainer(lpa3_model, torch.optim.SGD(lpa3_model.parameters(), lr=0.1), warmup=1, ratio=0.25,
+                           steps=1, progress=False, checkpoint_dir=folder)
+        lpa3.fit(data, epochs=2, batch_size=16)
+        torch.save({"model": model.state_dict(), "history": history, "memory": lpa3.lpa3_memory},
+                   os.path.join(folder, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_equal_one_process(tmp_path):
+    port = 29500 + os.getpid() % 1000
+    mp.spawn(worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    # reference: one process, the same global batches (DistributedSampler order with one replica, batch 16)
+    data = ShapesTextures(n=32, size=32, seed=9)
+    model = bn_free_model()
+    loader = DataLoader(data, batch_size=16, sampler=DistributedSampler(data, num_replicas=1, rank=0, seed=3))
+    history = pgd_trainer(model).fit(loader, epochs=2)
+    for name, value in model.state_dict().items():
+        assert torch.equal(rank0["model"][name], rank1["model"][name])  # replicas stay in sync
+        torch.testing.assert_close(rank0["model"][name], value, atol=1e-5, rtol=1e-4)  # summation order only
+    for single, distributed in zip(history, rank0["history"]):
+        assert abs(single["loss"] - distributed["loss"]) < 1e-4 and single["accuracy"] == distributed["accuracy"]
+    # LP-A3 memories are gathered over ranks: identical on both, every sample seen
+    assert torch.equal(rank0["memory"]["instability"], rank1["memory"]["instability"])
+    assert (rank0["memory"]["instability"] > 0).all()
+    assert (tmp_path / "last.pt").exists()
