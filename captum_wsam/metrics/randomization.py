@@ -291,7 +291,7 @@ def model_randomization(
     _check_common(attribution_factory, model, inputs, similarity, attribute_kwargs, seed)
     check_choice(order, "order", ORDERS)
     names = _check_layers(model, layers)
-    inputs = inputs.detach().clone()
+    inputs = inputs.detach().clone().requires_grad_()  # gradient methods need it; Captum restores the flag
     base = _pristine_copy(model, inputs, target)
     kwargs = attribute_kwargs or {}
     size = (inputs.shape[-2], inputs.shape[-1])
@@ -421,7 +421,7 @@ def data_randomization(
     check_positive_int(batch_size, "batch_size")
     check_in_range(lr, "lr", 0.0, None, low_inclusive=False)
     images, labels = _tensors_of(data)
-    inputs = inputs.detach().clone()
+    inputs = inputs.detach().clone().requires_grad_()  # gradient methods need it; Captum restores the flag
     base = _pristine_copy(model, inputs, target)
     kwargs = attribute_kwargs or {}
     size = (inputs.shape[-2], inputs.shape[-1])
@@ -469,7 +469,7 @@ def plot_randomization(
         >>> result = model_randomization(Saliency, SmallCNN(width=4, depth=2), torch.rand(2, 3, 32, 32), [0, 1],
         ...                              progress=False)
         >>> ax = plot_randomization({"Saliency": result})
-        >>> len(ax.get_lines()), len(ax.get_xticklabels())
+        >>> len(ax.get_legend().get_texts()), len(ax.get_xticklabels())
         (1, 6)
     """
     import matplotlib.pyplot as plt
