@@ -45,11 +45,11 @@ __all__ = [
     "plot_randomization",
     "plot_randomized_maps",
     "plot_robust_accuracy",
+    "plot_wsam_variance",
     "reinitialize",
     "robust_accuracy",
     "shape_bias",
     "spearman_correlation",
     "ssim",
     "wsam_variance",
-    "plot_wsam_variance",
 ]
