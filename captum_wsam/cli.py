@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_demo(config)
         print(f"captum-wsam demo: report written to {config.out / 'report.md'}")
         for key, value in result.items():
-            print(f"  {key}: {value:.4f}")
+            print(f"  {key}: {value:.4g}")
     return 0
 
 

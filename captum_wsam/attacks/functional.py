@@ -42,7 +42,7 @@ def sat_probability(epoch: float, a: float = 0.6) -> float:
     Returns:
         :math:`p_t` in [0, 1).
 
-    Example:
+    Examples:
         >>> sat_probability(0), round(sat_probability(10), 2)
         (0.0, 0.4)
     """
@@ -60,7 +60,7 @@ def threshold_saliency(saliency: Tensor) -> Tensor:
     Returns:
         Same shape and dtype, values in :math:`\\{-1, 0, 1\\}`.
 
-    Example:
+    Examples:
         >>> threshold_saliency(torch.tensor([-0.3, 0.0, 2.0])).tolist()
         [-1.0, 0.0, 1.0]
     """
@@ -81,7 +81,7 @@ def minmax_saliency(saliency: Tensor, eps: float = 1e-12) -> Tensor:
     Returns:
         Same shape, values in :math:`[-1, 1]`.
 
-    Example:
+    Examples:
         >>> s = minmax_saliency(torch.tensor([[0.0, 1.0, 3.0]]))
         >>> [round(v, 4) for v in s[0].tolist()]
         [-1.0, -0.3333, 1.0]
@@ -107,7 +107,7 @@ def boxes_to_masks(boxes: Tensor, height: int, width: int) -> Tensor:
     Returns:
         Bool :math:`(B, 1, H, W)`.
 
-    Example:
+    Examples:
         >>> boxes_to_masks(torch.tensor([[1.0, 0.0, 3.0, 2.0]]), 3, 4).int()[0, 0].tolist()
         [[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
     """
@@ -131,7 +131,7 @@ def weak_saliency(mask: Tensor) -> Tensor:
     Returns:
         Float :math:`(B, 1, H, W)` in :math:`\\{-1, 1\\}`.
 
-    Example:
+    Examples:
         >>> weak_saliency(torch.tensor([[[[True, False]]]])).tolist()
         [[[[1.0, -1.0]]]]
     """
@@ -158,7 +158,7 @@ def sample_sat_params(
     Returns:
         ``(use_saliency, signs)``: bool and float tensors of ``shape``.
 
-    Example:
+    Examples:
         >>> use, signs = sample_sat_params((2, 3), 0.5, torch.Generator().manual_seed(0))
         >>> use.dtype, sorted(set(signs.flatten().tolist())) <= [-1.0, 1.0]
         (torch.bool, True)
@@ -180,7 +180,7 @@ def sat_direction(saliency: Tensor, use_saliency: Tensor, signs: Tensor) -> Tens
     Returns:
         :math:`g`, shape of ``signs``.
 
-    Example:
+    Examples:
         >>> sat_direction(torch.ones(1, 2), torch.tensor([[True, False]]), -torch.ones(1, 2)).tolist()
         [[1.0, -1.0]]
     """
@@ -205,7 +205,7 @@ def sat_perturb(images: Tensor, direction: Tensor, eps: float, start: Tensor | N
     Returns:
         :math:`x'`, shape of ``images``, with :math:`\\|x' - x\\|_\\infty \\le \\epsilon`.
 
-    Example:
+    Examples:
         >>> x = torch.full((1, 1, 1, 2), 0.5)
         >>> sat_perturb(x, torch.tensor([1.0, -1.0]).view(1, 1, 1, 2), 0.1).flatten().tolist()
         [0.4000000059604645, 0.6000000238418579]
@@ -228,7 +228,7 @@ def project_linf(adv_images: Tensor, images: Tensor, eps: float) -> Tensor:
     Returns:
         Projected :math:`x'`, same shape.
 
-    Example:
+    Examples:
         >>> project_linf(torch.tensor([0.9, -0.2]), torch.tensor([0.5, 0.0]), 0.1).tolist()
         [0.6000000238418579, 0.0]
     """
@@ -253,7 +253,7 @@ def normalize_flatten_features(features: Sequence[Tensor], eps: float = 1e-10) -
     Returns:
         :math:`(B, \\sum_l C_l H_l W_l)`.
 
-    Example:
+    Examples:
         >>> phi = normalize_flatten_features([torch.rand(2, 3, 4, 4), torch.rand(2, 5)])
         >>> phi.shape, torch.allclose(phi.norm(dim=1), torch.full((2,), 2 ** 0.5))
         (torch.Size([2, 53]), True)
@@ -276,7 +276,7 @@ def feature_distance(features: Sequence[Tensor], reference: Tensor) -> Tensor:
     Returns:
         :math:`(B,)`.
 
-    Example:
+    Examples:
         >>> f = [torch.rand(2, 3, 4, 4)]
         >>> feature_distance(f, normalize_flatten_features(f)).abs().max() < 1e-6
         tensor(True)
@@ -296,7 +296,7 @@ def label_log_prob(logits: Tensor, labels: Tensor) -> Tensor:
     Returns:
         :math:`(B,)`.
 
-    Example:
+    Examples:
         >>> label_log_prob(torch.zeros(1, 4), torch.tensor([2])).exp().tolist()
         [0.25]
     """
@@ -317,7 +317,7 @@ def lagrangian_schedule(iteration: int, steps: int, bound: float, lam: float) ->
     Returns:
         ``(step, multiplier)``.
 
-    Example:
+    Examples:
         >>> [round(v, 4) for v in lagrangian_schedule(0, 5, 0.1, 1.0)]
         [0.1, 0.1]
     """
@@ -339,7 +339,7 @@ def lagrangian_objective(distance: Tensor, drop: Tensor, bound: float, multiplie
     Returns:
         :math:`(B,)`.
 
-    Example:
+    Examples:
         >>> round(lagrangian_objective(torch.tensor([0.5]), torch.tensor([0.3]), 0.1, 2.0).item(), 4)
         -0.1
     """
@@ -363,7 +363,7 @@ def lagrangian_step(gradient: Tensor, sensitivity: Tensor, step: float, eps: flo
     Returns:
         :math:`\\Delta`, shape of ``gradient``.
 
-    Example:
+    Examples:
         >>> d = lagrangian_step(torch.ones(1, 1, 2, 2), torch.tensor([0.0]), 1e-4)
         >>> round(d.norm().item(), 3)
         1.0
@@ -382,7 +382,7 @@ def normalized_gradient(gradient: Tensor, eps: float = 1e-8) -> Tensor:
     Returns:
         Same shape.
 
-    Example:
+    Examples:
         >>> normalized_gradient(torch.tensor([[3.0, 4.0]])).tolist()
         [[0.6000000238418579, 0.800000011920929]]
     """
@@ -404,7 +404,7 @@ def prediction_instability(probs: Tensor, previous: Tensor, eps: float = 1e-12) 
     Returns:
         :math:`(B,)`, non-negative.
 
-    Example:
+    Examples:
         >>> p = torch.tensor([[0.5, 0.5]])
         >>> prediction_instability(p, p).tolist(), bool(prediction_instability(p, torch.tensor([[0.9, 0.1]])) > 0)
         ([0.0], True)
@@ -423,7 +423,7 @@ def ema_update(memory: Tensor, value: Tensor, momentum: float) -> Tensor:
     Returns:
         Updated memory (new tensor).
 
-    Example:
+    Examples:
         >>> ema_update(torch.tensor([1.0]), torch.tensor([3.0]), 0.5).tolist()
         [2.0]
     """
@@ -442,7 +442,7 @@ def selection_threshold(instability: Tensor, ratio: float) -> float:
     Returns:
         :math:`\\tau`.
 
-    Example:
+    Examples:
         >>> selection_threshold(torch.tensor([0.1, 0.4, 0.3, 0.2]), 0.5)
         0.30000001192092896
     """

@@ -67,7 +67,7 @@ class LPA3(ModelSafeMixin, Attack):
         - images: :math:`(B, C, H, W)` in [0, 1]; labels: :math:`(B,)` (``None``: the model's predictions).
         - output: :math:`(B, C, H, W)` in [0, 1].
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2).eval()
         >>> images = torch.rand(3, 3, 32, 32)

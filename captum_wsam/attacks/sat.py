@@ -207,7 +207,7 @@ class SAT(_SATBase):
           y_max)`` in pixels, max exclusive (as in ShapesTextures' ``info``).
         - output: :math:`(B, C, H, W)` with :math:`\\|x' - x\\|_\\infty \\le \\epsilon`, in [0, 1].
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2).eval()
         >>> images, labels = torch.rand(2, 3, 32, 32), torch.tensor([0, 1])
@@ -277,7 +277,7 @@ class PGDSAT(_SATBase):
     Shape:
         As :class:`SAT` (``masks``/``boxes``/``saliency_maps`` are used by the SAT branch).
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> atk = PGDSAT(SmallCNN(width=4, depth=2).eval(), generator=torch.Generator().manual_seed(0))
         >>> images = torch.rand(2, 3, 32, 32)
@@ -363,7 +363,7 @@ class TRADESSAT(_SATBase):
     Shape:
         As :class:`SAT`.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> atk = TRADESSAT(SmallCNN(width=4, depth=2).eval(), generator=torch.Generator().manual_seed(1))
         >>> images = torch.rand(2, 3, 32, 32)

@@ -56,7 +56,7 @@ def grad_cam_map(
     Returns:
         Shape :math:`(N, 1, *)` with ``attr_dim_summation``, else :math:`(N, K, *)`.
 
-    Example:
+    Examples:
         >>> A, G = torch.rand(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
         >>> grad_cam_map(A, G).shape, bool((grad_cam_map(A, G) >= 0).all())
         (torch.Size([2, 1, 4, 4]), True)
@@ -91,7 +91,7 @@ def wsam_weights(probabilities: Tensor, alphas: Tensor, weighting: str = "probab
     Returns:
         Weights of shape :math:`(S, A, B)`.
 
-    Example:
+    Examples:
         >>> y = torch.full((2, 3, 4), 0.5)
         >>> wsam_weights(y, torch.tensor([0.25, 0.5, 1.0]), "alpha_probability")[0, :, 0].tolist()
         [0.125, 0.25, 0.5]
@@ -123,7 +123,7 @@ def weighted_style_average(maps: Tensor, weights: Tensor) -> Tensor:
     Returns:
         Shape :math:`(B, *)`.
 
-    Example:
+    Examples:
         >>> maps = torch.ones(2, 3, 4, 1, 5, 5)
         >>> out = weighted_style_average(maps, torch.full((2, 3, 4), 0.5))
         >>> out.shape, bool(torch.allclose(out, torch.full_like(out, 0.5)))
@@ -155,7 +155,7 @@ def wsam_variance_terms(wsam: Tensor, reference_map: Tensor, reference_probabili
     Returns:
         Shape :math:`(B,)`.
 
-    Example:
+    Examples:
         >>> w, I = torch.ones(3, 1, 2, 2), torch.ones(3, 1, 2, 2)
         >>> wsam_variance_terms(w, I, torch.tensor([1.0, 0.0, 0.5])).tolist()
         [0.0, 1.0, 0.25]
@@ -191,7 +191,7 @@ def accumulate_per_class(
     Returns:
         ``(sums, counts)``, the same tensors, updated.
 
-    Example:
+    Examples:
         >>> s, n = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
         >>> s, n = accumulate_per_class(s, n, torch.tensor([1.0, 2.0, 4.0]), torch.tensor([0, 2, 0]))
         >>> s.tolist(), n.tolist()
@@ -225,7 +225,7 @@ def variance_from_sums(sums: Tensor, counts: Tensor) -> Tensor:
     Returns:
         Shape :math:`(K,)`.
 
-    Example:
+    Examples:
         >>> variance_from_sums(torch.tensor([4.0, 0.0]), torch.tensor([2.0, 0.0])).tolist()
         [2.0, nan]
     """
@@ -235,7 +235,7 @@ def variance_from_sums(sums: Tensor, counts: Tensor) -> Tensor:
 def chunk_slices(total: int, chunk_size: int | None) -> list[slice]:
     """Consecutive slices of at most ``chunk_size`` elements covering ``range(total)`` (one slice when ``None``).
 
-    Example:
+    Examples:
         >>> chunk_slices(5, 2)
         [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
     """

@@ -69,7 +69,7 @@ class AlphaBetaRule:
     Raises:
         ValueError: ``alpha < 1`` or ``beta != alpha - 1``.
 
-    Example:
+    Examples:
         >>> AlphaBetaRule(2.0, 1.0)
         AlphaBetaRule(alpha=2.0, beta=1.0)
         >>> AlphaBetaRule(1.0, 0.5)
@@ -110,7 +110,7 @@ def unsupported_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     Returns:
         The offending ``(path, module)`` pairs, in registration order (empty when the model is supported).
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Linear(4, 4), nn.Sigmoid(), nn.Linear(4, 2))
         >>> [(path, type(m).__name__) for path, m in unsupported_layers(model)]
         [('1', 'Sigmoid')]
@@ -164,7 +164,7 @@ class LRPAlphaBeta(GradientAttribution):
         rules: per-layer :class:`AlphaBetaRule`, keyed by module path (``"features.0"``) or type (``nn.Linear``);
             paths win over types and over ``first_layer``.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2).eval()
         >>> lrp = LRPAlphaBeta(model, alpha=2.0, beta=1.0)
@@ -258,7 +258,7 @@ class LRPAlphaBeta(GradientAttribution):
             ValueError: bad inputs or target; inputs outside ``[low, high]`` for ``"zbox"``.
             RuntimeError: a Conv/Linear/BatchNorm called twice in one forward pass.
 
-        Example:
+        Examples:
             >>> _ = torch.manual_seed(0)
             >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 32, bias=False), nn.ReLU(),
             ...                       nn.Linear(32, 3, bias=False))
@@ -313,7 +313,7 @@ class LRPAlphaBeta(GradientAttribution):
         Returns:
             The delta, shape :math:`(B,)`.
 
-        Example:
+        Examples:
             >>> lrp = LRPAlphaBeta(nn.Linear(3, 2, bias=False))
             >>> lrp.compute_convergence_delta(torch.ones(2, 3), torch.tensor([3.0, 2.5])).tolist()
             [0.0, 0.5]
@@ -475,7 +475,7 @@ def plot_relevance(
     Returns:
         The matplotlib ``Figure``.
 
-    Example:
+    Examples:
         >>> import matplotlib
         >>> matplotlib.use("Agg")
         >>> fig = plot_relevance(torch.rand(2, 3, 8, 8), {"LRP": torch.randn(2, 3, 8, 8)})

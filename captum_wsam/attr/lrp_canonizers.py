@@ -54,7 +54,7 @@ def fold_batch_norm(weight: Tensor, bias: Tensor | None, batch_norm: nn.Module) 
     Returns:
         ``(weight, bias)``: new tensors, shapes of ``weight`` and :math:`(C_{out},)`.
 
-    Example:
+    Examples:
         >>> conv, bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4).eval()
         >>> w, b = fold_batch_norm(conv.weight, conv.bias, bn)
         >>> x = torch.rand(1, 3, 8, 8)
@@ -88,7 +88,7 @@ def find_batch_norm_pairs(model: nn.Module) -> tuple[dict[nn.Module, nn.Module],
         ``(pairs, unpaired)``: ``pairs`` maps each foldable BatchNorm to its Conv/Linear; ``unpaired`` lists the paths
         of BatchNorms that cannot be folded.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.BatchNorm2d(4))
         >>> pairs, unpaired = find_batch_norm_pairs(model)
         >>> [pairs[model[1]] is model[0]], unpaired
@@ -124,7 +124,7 @@ def layer_function(module: nn.Module) -> LayerFn:
     Returns:
         The layer function.
 
-    Example:
+    Examples:
         >>> conv = nn.Conv2d(3, 4, 3, padding=1)
         >>> x = torch.rand(1, 3, 5, 5)
         >>> torch.equal(layer_function(conv)(x, conv.weight, conv.bias), conv(x))
@@ -167,7 +167,7 @@ class Canonizer:
     Raises:
         TypeError: a BatchNorm cannot be folded (it does not follow a Conv/Linear, or has no running statistics).
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True))
         >>> canonizer = Canonizer(model)
         >>> canonizer.folds(model[0]), canonizer.folds(model[2])
@@ -244,7 +244,7 @@ def out_of_place_relu(inputs: Tensor) -> Tensor:
     Returns:
         A new tensor; ``inputs`` is not modified.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([-1.0, 2.0])
         >>> out_of_place_relu(x).tolist(), x.tolist()
         ([0.0, 2.0], [-1.0, 2.0])
@@ -265,7 +265,7 @@ def canonized(model: nn.Module) -> Iterator[Canonizer]:
     Yields:
         The :class:`Canonizer` in use.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True)).eval()
         >>> x = torch.rand(2, 3, 8, 8)
         >>> with canonized(model):

@@ -48,7 +48,7 @@ def stabilize(denominator: Tensor, epsilon: float) -> Tensor:
     Returns:
         A tensor of the same shape, with no zeros when ``epsilon > 0``.
 
-    Example:
+    Examples:
         >>> stabilize(torch.tensor([-2.0, 0.0, 3.0]), 0.5).tolist()
         [-2.5, 0.5, 3.5]
     """
@@ -99,7 +99,7 @@ def alpha_beta_relevance(
     Returns:
         Relevance of the inputs, shape of ``inputs``.
 
-    Example:
+    Examples:
         >>> x, w = torch.tensor([[1.0, 2.0]]), torch.tensor([[1.0, -1.0]])
         >>> alpha_beta_relevance(x, torch.tensor([[-1.0]]), w, alpha=2.0, beta=1.0).tolist()
         [[-2.0, 1.0]]
@@ -155,7 +155,7 @@ def zbox_relevance(
     Returns:
         Relevance of the inputs, shape of ``inputs``.
 
-    Example:
+    Examples:
         >>> x, w = torch.tensor([[0.5, 0.0]]), torch.tensor([[1.0, -1.0]])
         >>> zbox_relevance(x, torch.tensor([[3.0]]), w).tolist()
         [[1.0, 2.0]]
@@ -201,7 +201,7 @@ def flat_relevance(
     Returns:
         Relevance of the inputs, shape of ``inputs``.
 
-    Example:
+    Examples:
         >>> flat_relevance(torch.rand(1, 4), torch.tensor([[2.0]]), torch.randn(1, 4)).tolist()
         [[0.5, 0.5, 0.5, 0.5]]
     """
@@ -232,7 +232,7 @@ def wsquare_relevance(
     Returns:
         Relevance of the inputs, shape of ``inputs``.
 
-    Example:
+    Examples:
         >>> wsquare_relevance(torch.rand(1, 2), torch.tensor([[5.0]]), torch.tensor([[1.0, -2.0]])).tolist()
         [[1.0, 4.0]]
     """
@@ -277,7 +277,7 @@ def alpha_beta_forward(
     Returns:
         The layer's output (values of ``layer_fn(inputs, weight, bias)``), differentiable with respect to ``inputs``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 2.0]], requires_grad=True)
         >>> w = torch.tensor([[1.0, -1.0]])
         >>> out = alpha_beta_forward(x, w)
@@ -358,7 +358,7 @@ def relevance_as_gradient(
     Returns:
         ``layer_fn(inputs, weight, bias)``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 0.0]], requires_grad=True)
         >>> w = torch.tensor([[1.0, -1.0]])
         >>> out = relevance_as_gradient(x, w, None, torch.nn.functional.linear,
@@ -386,7 +386,7 @@ def proportional_pool_forward(inputs: Tensor, pooled: Tensor, sum_pool: Callable
     Returns:
         ``pooled``'s values, differentiable with respect to ``inputs``.
 
-    Example:
+    Examples:
         >>> a = torch.tensor([[[1.0, 3.0]]], requires_grad=True)
         >>> out = proportional_pool_forward(a, a.detach().amax(-1, keepdim=True), lambda t: t.sum(-1, keepdim=True))
         >>> (a * torch.autograd.grad(out, a, torch.ones_like(out))[0]).tolist()

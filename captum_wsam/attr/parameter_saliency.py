@@ -166,7 +166,7 @@ class ParameterSaliency(Attribution):
         mode: ``"standardized"`` (needs :meth:`fit` or :meth:`load`), ``"norm"`` (:math:`\\bar s / \\mu`, idem)
             or ``"raw"``.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
         >>> result = saliency.attribute(torch.rand(3, 3, 32, 32), target=torch.tensor([0, 1, 2]))
@@ -374,7 +374,7 @@ class ParameterSaliency(Attribution):
         Returns:
             :class:`ParameterSaliencyResult`; ``flat`` is :math:`(B, F)` and ``profiles[name]`` is :math:`(B, O)`.
 
-        Example:
+        Examples:
             >>> from captum_wsam.models import SmallCNN
             >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
             >>> result = saliency.attribute(torch.rand(2, 3, 32, 32), target=1, parameter_wise=True)
@@ -418,7 +418,7 @@ class ParameterSaliency(Attribution):
         Returns:
             ``self`` (``mean``, ``std`` and ``count`` set).
 
-        Example:
+        Examples:
             >>> from torch.utils.data import DataLoader
             >>> from captum_wsam.data import ShapesTextures
             >>> from captum_wsam.models import SmallCNN
@@ -451,7 +451,7 @@ class ParameterSaliency(Attribution):
     def save(self, path: str | Path) -> None:
         """Save the reference statistics (``mean``, ``std``, ``count``, layer names and sizes) with ``torch.save``.
 
-        Example:
+        Examples:
             >>> import tempfile, os
             >>> from captum_wsam.models import SmallCNN
             >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2))
@@ -502,7 +502,7 @@ class ParameterSaliency(Attribution):
         Returns:
             Per sample, ``k`` triples ``(layer name, filter index, score)``.
 
-        Example:
+        Examples:
             >>> from captum_wsam.models import SmallCNN
             >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
             >>> top = saliency.top_filters(torch.rand(2, 3, 32, 32), target=0, k=3)
@@ -546,7 +546,7 @@ class ParameterSaliency(Attribution):
         Returns:
             Same shape and dtype as ``inputs``.
 
-        Example:
+        Examples:
             >>> from captum_wsam.models import SmallCNN
             >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
             >>> saliency.input_saliency(torch.rand(2, 3, 32, 32), target=0, k=3).shape
@@ -591,7 +591,7 @@ class ParameterSaliency(Attribution):
         Returns:
             :class:`PruningResult`.
 
-        Example:
+        Examples:
             >>> from captum_wsam.models import SmallCNN
             >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
             >>> report = saliency.prune_top_filters(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]), k=2)
@@ -660,7 +660,7 @@ def plot_profile(
     Returns:
         ``matplotlib.figure.Figure`` with three axes.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> result = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw").attribute(torch.rand(4, 3, 32, 32), 0)
         >>> len(plot_profile(result, torch.tensor([True, False, True, False])).axes)

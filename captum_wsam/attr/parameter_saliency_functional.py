@@ -52,7 +52,7 @@ def resolve_padding(padding: Padding, kernel_size: IntPair, dilation: IntPair = 
 
     ``"valid"`` is no padding and ``"same"`` puts the extra pixel on the right/bottom, as :class:`torch.nn.Conv2d`.
 
-    Example:
+    Examples:
         >>> resolve_padding((1, 2), 3), resolve_padding("same", 4)
         ((2, 2, 1, 1), (1, 2, 1, 2))
     """
@@ -99,7 +99,7 @@ def conv2d_unfold(
     Returns:
         :math:`(B, C k_h k_w, L)` with :math:`L = H' W'` the number of output positions.
 
-    Example:
+    Examples:
         >>> conv2d_unfold(torch.rand(2, 3, 8, 8), 3, padding=1).shape
         torch.Size([2, 27, 64])
     """
@@ -131,7 +131,7 @@ def conv2d_per_sample_weight_grad(
     Returns:
         :math:`(B, O, C / G, k_h, k_w)`: one weight gradient per sample.
 
-    Example:
+    Examples:
         >>> x, w = torch.rand(4, 2, 6, 6), torch.rand(3, 2, 3, 3)
         >>> g = torch.rand(4, 3, 4, 4)
         >>> per_sample = conv2d_per_sample_weight_grad(x, g, 3)
@@ -242,7 +242,7 @@ def conv2d_filter_saliency(
     Returns:
         :math:`(B, O)` filter-wise saliency.
 
-    Example:
+    Examples:
         >>> x, g = torch.rand(4, 2, 6, 6), torch.rand(4, 3, 4, 4)
         >>> fast = conv2d_filter_saliency(x, g, 3)
         >>> slow = conv2d_per_sample_weight_grad(x, g, 3).abs().mean((2, 3, 4))
@@ -283,7 +283,7 @@ def welford_merge(
     Returns:
         ``(count, mean, m2)`` updated (new tensors).
 
-    Example:
+    Examples:
         >>> rows = torch.rand(10, 3, dtype=torch.float64)
         >>> state = (0, torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
         >>> for part in rows.split(4):
@@ -306,7 +306,7 @@ def welford_merge(
 def welford_std(count: int, m2: Tensor, min_scale: float = MIN_SCALE) -> Tensor:
     """Sample standard deviation :math:`\\sqrt{M_2 / (n - 1)}` with values :math:`\\le` ``min_scale`` set to 1.
 
-    Example:
+    Examples:
         >>> welford_std(3, torch.tensor([2.0, 0.0]))
         tensor([1., 1.])
     """
@@ -336,7 +336,7 @@ def normalize_saliency(
     Returns:
         :math:`(B, F)` in the dtype of ``saliency``.
 
-    Example:
+    Examples:
         >>> s = torch.tensor([[1.0, 4.0]])
         >>> normalize_saliency(s, "standardized", torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.0]))
         tensor([[0., 2.]])
@@ -360,7 +360,7 @@ def boost_top_k(scores: Tensor, k: int, boost: float) -> Tensor:
     The target of the input-space saliency of Levin et al.: :math:`s'_k = \\text{boost} \\cdot \\hat s_k` for the
     top-:math:`k` filters, :math:`s'_k = \\hat s_k` otherwise.
 
-    Example:
+    Examples:
         >>> boost_top_k(torch.tensor([[1.0, 3.0, 2.0]]), 1, 10.0)
         tensor([[ 1., 30.,  2.]])
     """
@@ -385,7 +385,7 @@ def input_space_saliency(scores: Tensor, inputs: Tensor, k: int, boost: float) -
     Returns:
         Gradient of the same shape as ``inputs``.
 
-    Example:
+    Examples:
         >>> x = torch.rand(2, 5, requires_grad=True)
         >>> input_space_saliency((x**2).cumsum(1), x, 2, 100.0).shape
         torch.Size([2, 5])
@@ -399,7 +399,7 @@ def input_space_saliency(scores: Tensor, inputs: Tensor, k: int, boost: float) -
 def layer_slices(sizes: Sequence[int]) -> list[slice]:
     """Consecutive slices of a flat filter axis made of layers with ``sizes`` filters.
 
-    Example:
+    Examples:
         >>> layer_slices([2, 3])
         [slice(0, 2, None), slice(2, 5, None)]
     """

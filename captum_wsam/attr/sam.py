@@ -167,7 +167,7 @@ def grad_cam_and_probabilities(
         the probability of the target class :math:`(N,)` and, for ``target=None``, the predicted classes
         :math:`(N,)` (else ``None``).
 
-    Example:
+    Examples:
         >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(5))
         >>> _ = model(torch.rand(1, 3, 8, 8))
         >>> maps, probs, predicted = grad_cam_and_probabilities(model, model[0], torch.rand(2, 3, 8, 8), None)
@@ -232,7 +232,7 @@ class SAM(LayerAttribution, GradientAttribution):
             :class:`captum_wsam.augment.StyleAugment`.
         device_ids: device ids when ``forward_func`` applies a ``DataParallel`` model (as in Captum).
 
-    Example:
+    Examples:
         >>> from captum.attr import LayerGradCam
         >>> from captum_wsam.models import SmallCNN
         >>> model, x = SmallCNN().eval(), torch.rand(2, 3, 32, 32)
@@ -293,7 +293,7 @@ class SAM(LayerAttribution, GradientAttribution):
             Shape :math:`(B, 1, h, w)` (the layer's resolution, or :math:`(B, 1, H, W)` with
             ``interpolate_to_input``); a tuple when the layer has several tensors.
 
-        Example:
+        Examples:
             >>> from captum_wsam.models import SmallCNN
             >>> model = SmallCNN().eval()
             >>> SAM(model, model.block4).attribute(torch.rand(3, 3, 32, 32), alpha=0.0,

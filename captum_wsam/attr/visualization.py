@@ -43,7 +43,7 @@ def has_signal(attr: Tensor, sign: str = "positive") -> bool:
 
         \\exists p: s(a_p) \\neq 0, \\quad s \\in \\{\\max(\\cdot, 0), \\min(\\cdot, 0), |\\cdot|\\}
 
-    Example:
+    Examples:
         >>> import torch
         >>> has_signal(torch.zeros(1, 4, 4)), has_signal(-torch.ones(4, 4), "positive"), has_signal(torch.ones(4, 4))
         (False, False, True)
@@ -84,7 +84,7 @@ def visualize_attr(
         Captum's ``(figure, axes)``. A map with no value of the requested sign is not passed to Captum (which would
         fail on it): the image (or a blank panel) is drawn, titled "all-zero attribution", with a ``UserWarning``.
 
-    Example:
+    Examples:
         >>> import torch, warnings
         >>> fig, ax = visualize_attr(torch.rand(1, 4, 4), torch.rand(3, 16, 16), use_pyplot=False)
         >>> with warnings.catch_warnings(record=True) as caught:

@@ -113,7 +113,7 @@ class WSAM(LayerAttribution, GradientAttribution):
         seed: seed of the style draw when ``styles`` is a count.
         device_ids: device ids when ``forward_func`` applies a ``DataParallel`` model.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN().eval()
         >>> wsam = WSAM(model, model.block3, alphas=(0.3, 0.7), styles=3)
@@ -190,7 +190,7 @@ class WSAM(LayerAttribution, GradientAttribution):
             with ``sams`` of shape :math:`(S, A, B, 1, h, w)` and ``probabilities``
             :math:`y^c_{\\alpha,\\sigma}` of shape :math:`(S, A, B)`.
 
-        Example:
+        Examples:
             >>> from captum_wsam.models import SmallCNN
             >>> model, x = SmallCNN().eval(), torch.rand(2, 3, 32, 32)
             >>> wsam = WSAM(model, model.block4, alphas=(0.5,), styles=2)

@@ -56,7 +56,7 @@ def _up(image: Tensor, size: tuple[int, int]) -> Tensor:
 def pyramid_depth(height: int, width: int, levels: int, patch_size: int) -> int:
     """Number of pyramid levels used for an image: at most ``levels``, the coarsest side staying >= ``patch_size + 1``.
 
-    Example:
+    Examples:
         >>> pyramid_depth(224, 224, 3, 3), pyramid_depth(8, 8, 3, 3), pyramid_depth(4, 4, 3, 3)
         (3, 2, 1)
     """
@@ -86,7 +86,7 @@ def laplacian_pyramid(image: Tensor, levels: int) -> list[Tensor]:
         ``levels`` tensors, the :math:`l`-th of shape :math:`(B, C, H_l, W_l)`, with
         :math:`H_{l+1} = \lceil H_l/2\rceil`.
 
-    Example:
+    Examples:
         >>> x = torch.rand(2, 3, 16, 16)
         >>> bands = laplacian_pyramid(x, 3)
         >>> [tuple(b.shape[-2:]) for b in bands], bool(torch.allclose(laplacian_collapse(bands), x, atol=1e-6))
@@ -110,7 +110,7 @@ def laplacian_collapse(bands: list[Tensor]) -> Tensor:
     Returns:
         :math:`(B, C, H_0, W_0)`.
 
-    Example:
+    Examples:
         >>> laplacian_collapse([torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 4, 4)]).shape
         torch.Size([1, 3, 8, 8])
     """
@@ -131,7 +131,7 @@ def sample_positions(height: int, width: int, patch_size: int, max_positions: in
     Returns:
         :math:`(M,)` long tensor.
 
-    Example:
+    Examples:
         >>> sample_positions(4, 4, 3, 100, torch.device("cpu")).tolist()
         [0, 1, 4, 5]
         >>> sample_positions(64, 64, 3, 256, torch.device("cpu")).shape
@@ -160,7 +160,7 @@ def gather_patches(image: Tensor, positions: Tensor, patch_size: int) -> Tensor:
     Returns:
         :math:`(B, M, C k^2)`.
 
-    Example:
+    Examples:
         >>> x = torch.arange(16.0).view(1, 1, 4, 4)
         >>> gather_patches(x, torch.tensor([5]), 2).tolist()
         [[[5.0, 6.0, 9.0, 10.0]]]
@@ -184,7 +184,7 @@ def patch_statistics(features: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         ``(mean, covariance)`` of shapes :math:`(B, D)` and :math:`(B, D, D)`.
 
-    Example:
+    Examples:
         >>> mean, cov = patch_statistics(torch.tensor([[[0.0, 1.0], [2.0, 1.0]]]))
         >>> mean.tolist(), cov.tolist()
         ([[1.0, 1.0]], [[[1.0, 0.0], [0.0, 0.0]]])
@@ -200,7 +200,7 @@ def regularize_covariance(covariance: Tensor, relative: float = 1e-3, absolute: 
     Keeps every eigenvalue positive, so whitening a flat image (:math:`\Sigma = 0`) is finite and the matrix square
     roots stay differentiable.
 
-    Example:
+    Examples:
         >>> regularize_covariance(torch.zeros(1, 2, 2), absolute=0.5).tolist()
         [[[0.5, 0.0], [0.0, 0.5]]]
     """
@@ -220,7 +220,7 @@ def single_threaded_on_cpu(tensor: Tensor, max_numel: int | None = None) -> Iter
     matrix, and small convolutions are dominated by thread fork/join: with two intra-op threads on a loaded 2-core
     machine both were measured 10 to 50 times slower than with one (27×27 matrices; 4×3×24×24 images).
 
-    Example:
+    Examples:
         >>> with single_threaded_on_cpu(torch.zeros(2)):
         ...     torch.get_num_threads()
         1
@@ -281,7 +281,7 @@ def symmetric_sqrt(matrix: Tensor) -> Tensor:
     Returns:
         :math:`(*, D, D)`.
 
-    Example:
+    Examples:
         >>> a = torch.tensor([[4.0, 0.0], [0.0, 9.0]])
         >>> symmetric_sqrt(a).tolist()
         [[2.0, 0.0], [0.0, 3.0]]
@@ -298,7 +298,7 @@ def symmetric_inverse_sqrt(matrix: Tensor) -> Tensor:
     Returns:
         :math:`(*, D, D)`.
 
-    Example:
+    Examples:
         >>> symmetric_inverse_sqrt(torch.tensor([[4.0, 0.0], [0.0, 0.25]])).tolist()
         [[0.5, 0.0], [0.0, 2.0]]
     """
@@ -331,7 +331,7 @@ def whitening_colouring(
     Returns:
         ``(T, b)`` of shapes :math:`(B, D, D)` and :math:`(B, D)`.
 
-    Example:
+    Examples:
         >>> cov = torch.eye(2).expand(1, 2, 2)
         >>> T, b = whitening_colouring(torch.zeros(1, 2), cov, cov, torch.ones(1, 2), 4 * cov, torch.zeros(1))
         >>> T.tolist(), b.tolist()
@@ -367,7 +367,7 @@ def patch_transform_kernel(transform: Tensor, bias: Tensor, channels: int, patch
     Returns:
         ``(kernel, bias)`` of shapes :math:`(B, C, C, 2k-1, 2k-1)` and :math:`(B, C)`.
 
-    Example:
+    Examples:
         >>> kernel, b = patch_transform_kernel(torch.eye(12)[None], torch.zeros(1, 12), 3, 2)
         >>> kernel.shape, bool(kernel[0, :, :, 1, 1].equal(torch.eye(3))), float(kernel.abs().sum())
         (torch.Size([1, 3, 3, 3, 3]), True, 3.0)
@@ -393,7 +393,7 @@ def apply_patch_transform(image: Tensor, kernel: Tensor, bias: Tensor) -> Tensor
     Returns:
         :math:`(B, C, H, W)`.
 
-    Example:
+    Examples:
         >>> kernel, b = patch_transform_kernel(torch.eye(27)[None], torch.ones(1, 27), 3, 3)
         >>> x = torch.rand(1, 3, 8, 8)
         >>> bool(torch.allclose(apply_patch_transform(x, kernel, b), x + 1))
@@ -440,7 +440,7 @@ def content_statistics(
     Returns:
         :class:`ContentStatistics` with :math:`D = C k^2`.
 
-    Example:
+    Examples:
         >>> stats = content_statistics(torch.rand(2, 3, 32, 32))
         >>> len(stats.bands), stats.means[0].shape, stats.whitening[2].shape
         (3, torch.Size([2, 27]), torch.Size([2, 27, 27]))
@@ -477,7 +477,7 @@ def stylize_from_statistics(
     Returns:
         :math:`(B, C, H, W)` in [0, 1].
 
-    Example:
+    Examples:
         >>> content = content_statistics(torch.rand(2, 3, 16, 16))
         >>> style = content_statistics(torch.rand(2, 3, 16, 16), whiten=False)
         >>> out = stylize_from_statistics(content, style.means, style.covariances, torch.tensor([0.0, 0.5]))
@@ -529,7 +529,7 @@ def linear_style_transfer(
     Returns:
         :math:`(B, C, H, W)` in [0, 1].
 
-    Example:
+    Examples:
         >>> x = torch.rand(1, 3, 16, 16, dtype=torch.float64)
         >>> style = content_statistics(torch.rand(1, 3, 16, 16, dtype=torch.float64), whiten=False)
         >>> same = linear_style_transfer(x, style.means, style.covariances, torch.ones(1, dtype=torch.float64))
@@ -554,7 +554,7 @@ def saturation(image: Tensor, level: Tensor | float) -> Tensor:
     Returns:
         :math:`(B, C, H, W)` in [0, 1].
 
-    Example:
+    Examples:
         >>> x = torch.tensor([0.0, 0.25, 0.5, 0.9]).view(1, 1, 1, 4)
         >>> bool(torch.allclose(saturation(x, 2.0), x)), saturation(x, 1024.0).flatten().round(decimals=2).tolist()
         (True, [0.0, 0.0, 0.5, 1.0])
@@ -584,7 +584,7 @@ def patch_shuffle(image: Tensor, grid: tuple[int, int], permutation: Tensor) -> 
     Returns:
         :math:`(B, C, H, W)`.
 
-    Example:
+    Examples:
         >>> x = torch.arange(4.0).view(1, 1, 2, 2)
         >>> patch_shuffle(x, (2, 2), torch.tensor([[3, 2, 1, 0]])).flatten().tolist()
         [3.0, 2.0, 1.0, 0.0]

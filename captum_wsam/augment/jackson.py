@@ -118,7 +118,7 @@ class GhiasiTransformer(nn.Module):
     Parameter names match ``state_dict_ghiasi`` of the original checkpoint (``layers.0.conv.weight``, ...).
     Inputs whose sides are not multiples of 4 are reflection-padded and the output cropped back.
 
-    Example:
+    Examples:
         >>> net = GhiasiTransformer()
         >>> net(torch.rand(2, 3, 30, 33), torch.randn(2, 100)).shape
         torch.Size([2, 3, 30, 33])
@@ -201,7 +201,7 @@ class JacksonStylePredictor(nn.Module):
 def git_blob_sha1(path: str | os.PathLike[str]) -> str:
     """Git's blob id of a file: SHA-1 of ``b"blob <size>\\0" + content`` (what a GitHub tree lists).
 
-    Example:
+    Examples:
         >>> import pathlib, tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = pathlib.Path(folder) / "hello.txt"
@@ -335,7 +335,7 @@ class JacksonStyleNet(nn.Module):
         use_style_predictor: compute :math:`z_c` with the style predictor (as the original default); ``False`` uses
             the mean ImageNet embedding for every image (faster).
 
-    Example:
+    Examples:
         >>> net = JacksonStyleNet(use_style_predictor=False)  # random weights; see from_pretrained
         >>> styles = net.default_style_bank(count=4).vectors
         >>> net(torch.rand(2, 3, 32, 32), styles[:2], torch.tensor([0.0, 0.5])).shape

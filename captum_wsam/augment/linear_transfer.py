@@ -77,7 +77,7 @@ class LinearStyleTransfer(nn.Module):
         levels: maximum pyramid depth (small images use fewer levels).
         max_positions: patches per level used for the content statistics.
 
-    Example:
+    Examples:
         >>> transfer = LinearStyleTransfer()
         >>> styles = transfer.encode_styles(torch.rand(2, 3, 64, 64))
         >>> out = transfer(torch.rand(2, 3, 32, 32), styles, torch.tensor([0.0, 0.5]))

@@ -29,7 +29,7 @@ def plot_style_grid(
     Returns:
         The matplotlib figure (not shown).
 
-    Example:
+    Examples:
         >>> import torch
         >>> fig = plot_style_grid(torch.rand(2, 3, 1, 3, 8, 8), alphas=[1.0, 0.5, 0.0], style_names=["a", "b"])
         >>> len(fig.axes)

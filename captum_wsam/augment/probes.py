@@ -50,7 +50,7 @@ class RandomSaturation(IntensityAugmentationBase2D):
     Shape:
         - Input: :math:`(B, C, H, W)` in [0, 1]. Output: same shape, in [0, 1].
 
-    Example:
+    Examples:
         >>> aug = RandomSaturation(level=(8.0, 1024.0), p=1.0)
         >>> x = torch.rand(2, 3, 8, 8)
         >>> out = aug(x)
@@ -95,7 +95,7 @@ class Saturation(RandomSaturation):
         level: :math:`p > 0` (2 is the identity; 1024 nearly binarizes).
         keepdim: keep a :math:`(C, H, W)` input's shape.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([0.2, 0.5, 0.7]).view(1, 1, 1, 3)
         >>> (Saturation(1024.0)(x) > 0.5).flatten().tolist()
         [False, False, True]
@@ -122,7 +122,7 @@ class RandomPatchShuffle(IntensityAugmentationBase2D):
         same_on_batch: one permutation for the whole batch.
         keepdim: keep a :math:`(C, H, W)` input's shape.
 
-    Example:
+    Examples:
         >>> aug = RandomPatchShuffle(grid=(2, 2), p=1.0)
         >>> x = torch.rand(2, 3, 8, 8)
         >>> out = aug(x)

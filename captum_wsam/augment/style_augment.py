@@ -81,7 +81,7 @@ class StyleAugment(IntensityAugmentationBase2D):
         - Input: :math:`(B, 3, H, W)` or :math:`(3, H, W)`, values in [0, 1].
         - Output: :math:`(B, 3, H, W)` in [0, 1].
 
-    Example:
+    Examples:
         >>> _ = torch.manual_seed(0)
         >>> aug = StyleAugment(p=1.0)
         >>> x = torch.rand(2, 3, 32, 32)
@@ -227,7 +227,7 @@ class StyleAugment(IntensityAugmentationBase2D):
         Returns:
             :math:`(B, 3, H, W)`, the dtype of ``inputs``.
 
-        Example:
+        Examples:
             >>> aug = StyleAugment()
             >>> x = torch.rand(2, 3, 32, 32)
             >>> aug.stylize(x, torch.tensor([0, 5]), 0.3).shape, bool(aug.stylize(x, 0, 1.0).equal(x))
@@ -256,7 +256,7 @@ class StyleAugment(IntensityAugmentationBase2D):
         Returns:
             :math:`(S, A, B, 3, H, W)`.
 
-        Example:
+        Examples:
             >>> aug = StyleAugment()
             >>> grid = aug.stylize_grid(torch.rand(2, 3, 32, 32), [0, 1, 2], [0.0, 0.5, 1.0])
             >>> grid.shape

@@ -50,7 +50,7 @@ def procedural_styles(count: int = 48, size: int = 128, seed: int = 0) -> tuple[
         ``(images, names)``: :math:`(\text{count}, 3, \text{size}, \text{size})` in [0, 1] and names such as
         ``"stripes+dots-07"``.
 
-    Example:
+    Examples:
         >>> images, names = procedural_styles(count=4, size=32)
         >>> images.shape, names[0], bool(images.min() >= 0), bool(images.max() <= 1)
         (torch.Size([4, 3, 32, 32]), 'stripes+checkerboard-00', True, True)
@@ -118,7 +118,7 @@ class StyleBank(nn.Module):
         names: ``S`` names (default ``style_0``, ...).
         config: the transfer configuration the vectors were encoded with (``transfer.config``).
 
-    Example:
+    Examples:
         >>> from captum_wsam.augment import LinearStyleTransfer
         >>> bank = StyleBank.from_images(torch.rand(3, 3, 64, 64), transfer=LinearStyleTransfer())
         >>> len(bank), bank.vectors.shape, bank.names[0]

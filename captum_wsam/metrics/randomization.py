@@ -102,7 +102,7 @@ class DataRandomizationResult:
 def parametrized_layers(model: nn.Module) -> list[str]:
     """Qualified names of the modules that own parameters, in registration order (taken as input-to-output order).
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> parametrized_layers(SmallCNN(depth=2))
         ['block1.conv', 'block1.bn', 'block2.conv', 'block2.bn', 'classifier']
@@ -126,7 +126,7 @@ def reinitialize(module: nn.Module, seed: int) -> None:
     Raises:
         TypeError: a submodule owns parameters but has no ``reset_parameters()``.
 
-    Example:
+    Examples:
         >>> layer = torch.nn.Linear(3, 2)
         >>> before = layer.weight.detach().clone()
         >>> reinitialize(layer, seed=0)
@@ -194,7 +194,7 @@ def attribution_maps(attribution: Tensor | tuple[Tensor, ...], size: tuple[int, 
     Returns:
         :math:`(B, H, W)` maps (or :math:`(B, h, w)` without upsampling).
 
-    Example:
+    Examples:
         >>> attribution_maps(torch.rand(2, 1, 4, 4), (32, 32)).shape
         torch.Size([2, 32, 32])
     """
@@ -216,7 +216,7 @@ def map_similarity(original: Tensor, other: Tensor, similarity: str | Similarity
     ``"spearman"`` ranks the values as given (maps are already absolute with ``absolute=True``), ``"ssim"`` compares
     maps min-max normalized to [0, 1] with :math:`L = 1`, ``"pearson_hog"`` correlates HOG descriptors.
 
-    Example:
+    Examples:
         >>> x = torch.rand(2, 16, 16)
         >>> [round(v, 3) for v in map_similarity(x, x, "ssim").tolist()]
         [1.0, 1.0]
@@ -280,7 +280,7 @@ def model_randomization(
     Returns:
         A :class:`RandomizationResult` with ``scores`` :math:`(L, B)`, ``layers`` top first, and all maps.
 
-    Example:
+    Examples:
         >>> from captum.attr import Saliency
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2)
@@ -407,7 +407,7 @@ def data_randomization(
     Returns:
         A :class:`DataRandomizationResult` with ``scores`` :math:`(B,)` and the training history.
 
-    Example:
+    Examples:
         >>> from captum.attr import Saliency
         >>> from captum_wsam.models import SmallCNN
         >>> data = (torch.rand(16, 3, 32, 32), torch.arange(16) % 6)
@@ -463,7 +463,7 @@ def plot_randomization(
     Returns:
         The matplotlib ``Axes``.
 
-    Example:
+    Examples:
         >>> from captum.attr import Saliency
         >>> from captum_wsam.models import SmallCNN
         >>> result = model_randomization(Saliency, SmallCNN(width=4, depth=2), torch.rand(2, 3, 32, 32), [0, 1],
@@ -510,7 +510,7 @@ def plot_randomized_maps(result: RandomizationResult, sample: int = 0, cmap: str
     Returns:
         The matplotlib ``Figure``.
 
-    Example:
+    Examples:
         >>> from captum.attr import Saliency
         >>> from captum_wsam.models import SmallCNN
         >>> result = model_randomization(Saliency, SmallCNN(width=4, depth=2), torch.rand(1, 3, 32, 32), 0,

@@ -53,7 +53,7 @@ def robust_accuracy(
     Returns:
         ``{"clean": acc, name: acc, ...}`` with accuracies in [0, 1], in the order of ``attacks``.
 
-    Example:
+    Examples:
         >>> import torchattacks
         >>> from captum_wsam.data import ShapesTextures
         >>> from captum_wsam.models import SmallCNN
@@ -110,7 +110,7 @@ def format_table(rows: Mapping[str, Mapping[str, float]], digits: int = 1) -> st
     Returns:
         The table as a string.
 
-    Example:
+    Examples:
         >>> print(format_table({"Original": {"clean": 0.9, "PGD": 0.25}}))
         | Method | clean | PGD |
         |---|---|---|
@@ -134,7 +134,7 @@ def plot_robust_accuracy(rows: Mapping[str, Mapping[str, float]], ax: Any = None
     Returns:
         The matplotlib axes.
 
-    Example:
+    Examples:
         >>> ax = plot_robust_accuracy({"Original": {"clean": 0.9, "PGD": 0.25}})
         >>> ax.get_ylabel()
         'accuracy (%)'

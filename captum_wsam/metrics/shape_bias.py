@@ -61,7 +61,7 @@ def shape_bias(
     Returns:
         The shape bias in [0, 1] (NaN when no decision matches either cue), or the dict of counts.
 
-    Example:
+    Examples:
         >>> from captum_wsam.data import ShapesTextures
         >>> from captum_wsam.models import SmallCNN
         >>> data = ShapesTextures(n=32, size=32, cue_conflict=True)

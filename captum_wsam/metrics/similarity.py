@@ -49,7 +49,7 @@ def pearson_correlation(a: Tensor, b: Tensor) -> Tensor:
     Returns:
         :math:`(B,)` correlations in [-1, 1]; 0 where a sample is constant.
 
-    Example:
+    Examples:
         >>> x = torch.rand(2, 8, 8)
         >>> bool(torch.allclose(pearson_correlation(x, 2 * x + 1), torch.ones(2)))
         True
@@ -74,7 +74,7 @@ def pearson_correlation(a: Tensor, b: Tensor) -> Tensor:
 def average_ranks(x: Tensor) -> Tensor:
     """Ranks 1…N of each row of ``x`` :math:`(B, N)`, ties sharing their average rank (as ``scipy.stats.rankdata``).
 
-    Example:
+    Examples:
         >>> average_ranks(torch.tensor([[3.0, 1.0, 3.0, 2.0]]))
         tensor([[3.5000, 1.0000, 3.5000, 2.0000]])
     """
@@ -104,7 +104,7 @@ def spearman_correlation(a: Tensor, b: Tensor, absolute: bool = True) -> Tensor:
     Returns:
         :math:`(B,)` rank correlations in [-1, 1] (0 where a map is constant).
 
-    Example:
+    Examples:
         >>> x = torch.randn(3, 8, 8)
         >>> rho = spearman_correlation(x, x.abs() ** 3)
         >>> rho.shape, bool(torch.allclose(rho, torch.ones(3)))
@@ -119,7 +119,7 @@ def spearman_correlation(a: Tensor, b: Tensor, absolute: bool = True) -> Tensor:
 def gaussian_window(size: int, sigma: float, dtype: torch.dtype = torch.float32) -> Tensor:
     """Normalized 2-D Gaussian window :math:`(size, size)`, :math:`w_{ij} \\propto e^{-(i^2 + j^2)/(2\\sigma^2)}`.
 
-    Example:
+    Examples:
         >>> w = gaussian_window(11, 1.5)
         >>> w.shape, bool(torch.isclose(w.sum(), torch.tensor(1.0)))
         (torch.Size([11, 11]), True)
@@ -154,7 +154,7 @@ def ssim(a: Tensor, b: Tensor, data_range: float = 1.0, window_size: int = 11, s
     Returns:
         :math:`(B,)` mean SSIM; 1 for identical maps.
 
-    Example:
+    Examples:
         >>> x = torch.rand(2, 16, 16)
         >>> bool(torch.allclose(ssim(x, x), torch.ones(2))), bool((ssim(x, torch.rand(2, 16, 16)) < 0.5).all())
         (True, True)
@@ -201,7 +201,7 @@ def hog(maps: Tensor, cell_size: int = 4, bins: int = 9, block_size: int = 2) ->
     Returns:
         :math:`(B, D)` descriptors, :math:`D = (n_y - b + 1)(n_x - b + 1) b^2 \\cdot bins` (:math:`n` cells a side).
 
-    Example:
+    Examples:
         >>> hog(torch.rand(2, 32, 32)).shape
         torch.Size([2, 1764])
     """
@@ -254,7 +254,7 @@ def pearson_hog(a: Tensor, b: Tensor, cell_size: int = 4, bins: int = 9, block_s
     Returns:
         :math:`(B,)` correlations in [-1, 1] (0 where a descriptor is constant, e.g. a flat map).
 
-    Example:
+    Examples:
         >>> x = torch.rand(2, 16, 16)
         >>> bool(torch.allclose(pearson_hog(x, 3 * x), torch.ones(2)))
         True
@@ -268,7 +268,7 @@ def minmax_normalize(maps: Tensor) -> Tensor:
 
     A constant sample becomes all zeros (the scale of a flat map is undefined).
 
-    Example:
+    Examples:
         >>> minmax_normalize(torch.tensor([[2.0, 4.0, 3.0], [1.0, 1.0, 1.0]]))
         tensor([[0.0000, 1.0000, 0.5000],
                 [0.0000, 0.0000, 0.0000]])

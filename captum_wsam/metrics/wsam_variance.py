@@ -50,7 +50,7 @@ class WSAMVarianceResult:
     def as_dict(self) -> dict[str, float]:
         """``{class name (or index): variance}``.
 
-        Example:
+        Examples:
             >>> WSAMVarianceResult(torch.tensor([0.5, 1.0]), torch.tensor([2, 3]), ("a", "b")).as_dict()
             {'a': 0.5, 'b': 1.0}
         """
@@ -102,7 +102,7 @@ def wsam_variance(
         A :class:`WSAMVarianceResult` with ``variance`` :math:`(K,)` (float64), ``counts`` :math:`(K,)` and the
         class names.
 
-    Example:
+    Examples:
         >>> from torch.utils.data import DataLoader
         >>> from captum_wsam.attr import WSAM
         >>> from captum_wsam.data import ShapesTextures
@@ -173,7 +173,7 @@ def plot_wsam_variance(result: WSAMVarianceResult, ax: Any = None, sort: bool = 
     Returns:
         The matplotlib ``Axes``.
 
-    Example:
+    Examples:
         >>> result = WSAMVarianceResult(torch.tensor([0.3, 0.1]), torch.tensor([4, 4]), ("ship", "airplane"))
         >>> [t.get_text() for t in plot_wsam_variance(result).get_xticklabels()]
         ['airplane', 'ship']

@@ -97,7 +97,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         FileNotFoundError: no file at ``path``.
         CheckpointError: the file is truncated, corrupt or of another format (the file is left in place).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     _ = Path(folder, "bad.pt").write_bytes(b"not a checkpoint")
@@ -204,7 +204,7 @@ class AdversarialTrainer:
         checkpoint_dir: folder for ``last.pt`` (``None``: no checkpoints).
         seed: seed of the shuffling and of the trainer's own random draws.
 
-    Example:
+    Examples:
         >>> from captum_wsam.data import ShapesTextures
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2)
@@ -545,7 +545,7 @@ class SATTrainer(AdversarialTrainer):
         generator: optional CPU generator of the attack's random draws.
         **kwargs: further :class:`AdversarialTrainer` arguments.
 
-    Example:
+    Examples:
         >>> from captum_wsam.data import ShapesTextures
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2)
@@ -611,7 +611,7 @@ class LPA3Trainer(AdversarialTrainer):
         generator: optional CPU generator of the attack's random start.
         **kwargs: further :class:`AdversarialTrainer` arguments.
 
-    Example:
+    Examples:
         >>> from captum_wsam.data import ShapesTextures
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2)

@@ -102,7 +102,7 @@ def activation_maximization(
     Returns:
         An :class:`ActivationMaximizationResult` (``image`` :math:`(1, C, H, W)`, ``history`` :math:`(steps,)`).
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> result = activation_maximization(SmallCNN(width=4, depth=2), target=1, steps=5, progress=False)
         >>> result.image.shape, result.history.shape
@@ -191,7 +191,7 @@ def plot_activation_maximization(result: ActivationMaximizationResult, title: st
     Returns:
         The matplotlib ``Figure``.
 
-    Example:
+    Examples:
         >>> result = ActivationMaximizationResult(torch.rand(1, 3, 8, 8), torch.arange(5.0))
         >>> len(plot_activation_maximization(result).axes)
         2

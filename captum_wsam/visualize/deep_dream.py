@@ -28,7 +28,7 @@ from .functional import normalized_ascent_step
 def octave_sizes(size: tuple[int, int], octaves: int, octave_scale: float) -> list[tuple[int, int]]:
     """Image sizes of the pyramid, finest first: :math:`\\lfloor (H, W) / s^k \\rceil`, :math:`k = 0 \\dots n-1`.
 
-    Example:
+    Examples:
         >>> octave_sizes((32, 32), 3, 1.4)
         [(32, 32), (23, 23), (16, 16)]
     """
@@ -79,7 +79,7 @@ def deep_dream(
     Returns:
         :math:`(B, C, H, W)` dreamed images, same dtype and device as ``image``.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2)
         >>> deep_dream(model, torch.rand(1, 3, 32, 32), model.block2, steps=2, progress=False).shape

@@ -25,7 +25,7 @@ from .._checks import check_choice, check_positive_int, check_type
 def first_conv(model: nn.Module) -> nn.Conv2d:
     """The first ``nn.Conv2d`` of ``model`` in registration order.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> first_conv(SmallCNN()).weight.shape
         torch.Size([16, 3, 3, 3])
@@ -52,7 +52,7 @@ def first_layer_filters(model: nn.Module, zoom: int = 8, padding: int = 1, scale
     Returns:
         :math:`(3, H, W)` float image in [0, 1].
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> grid = first_layer_filters(SmallCNN(width=16), zoom=4)
         >>> grid.shape, bool(grid.min() >= 0), bool(grid.max() <= 1)
@@ -83,7 +83,7 @@ def plot_first_layer_filters(model: nn.Module, ax: Any = None, **kwargs: Any) ->
     Returns:
         The matplotlib ``Axes``.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> plot_first_layer_filters(SmallCNN()).get_title()
         'first-layer filters (16 × 3×3×3)'

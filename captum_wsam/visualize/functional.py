@@ -30,7 +30,7 @@ def normalized_ascent_step(image: Tensor, gradient: Tensor, lr: float) -> Tensor
 
     Scaling makes ``lr`` a step size in pixel units, whatever the scale of the objective (DeepDream's choice).
 
-    Example:
+    Examples:
         >>> step = normalized_ascent_step(torch.zeros(1, 1, 2, 2), torch.tensor([[[[2.0, -2.0], [4.0, 0.0]]]]), 0.1)
         >>> [round(v, 4) for v in step.flatten().tolist()]
         [0.1, -0.1, 0.2, 0.0]
@@ -42,7 +42,7 @@ def normalized_ascent_step(image: Tensor, gradient: Tensor, lr: float) -> Tensor
 def l2_decay(image: Tensor, decay: float, center: float) -> Tensor:
     """L2 decay toward ``center``: :math:`c + (1 - \\theta_{decay})(x - c)`.
 
-    Example:
+    Examples:
         >>> l2_decay(torch.tensor([1.0, 0.0]), 0.5, 0.5).tolist()
         [0.75, 0.25]
     """
@@ -52,7 +52,7 @@ def l2_decay(image: Tensor, decay: float, center: float) -> Tensor:
 def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     """Gaussian blur of each channel, kernel side :math:`2\\lceil 2\\sigma \\rceil + 1`, reflected borders.
 
-    Example:
+    Examples:
         >>> gaussian_blur(torch.rand(1, 3, 8, 8), 0.5).shape
         torch.Size([1, 3, 8, 8])
     """
@@ -66,7 +66,7 @@ def clip_small_norm(image: Tensor, percentile: float, center: float) -> Tensor:
     """Set pixels whose norm over channels :math:`\\|x_{:,i,j} - c\\|_2` is below the ``percentile``-th percentile
     (per sample) to ``center`` (Yosinski et al.'s norm clipping).
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[[[0.5, 0.9], [0.4, 0.1]]]])
         >>> torch.equal(clip_small_norm(x, 50.0, 0.5), torch.tensor([[[[0.5, 0.9], [0.5, 0.1]]]]))
         True
@@ -80,7 +80,7 @@ def clip_small_norm(image: Tensor, percentile: float, center: float) -> Tensor:
 def jitter(image: Tensor, shift: tuple[int, int]) -> Tensor:
     """Circular shift of the image by ``(dy, dx)`` pixels (undo with the negated shift).
 
-    Example:
+    Examples:
         >>> jitter(torch.arange(4.0).view(1, 1, 1, 4), (0, 1)).flatten().tolist()
         [3.0, 0.0, 1.0, 2.0]
     """

@@ -82,7 +82,7 @@ def feature_neighbors(
     Returns:
         A :class:`NeighborsResult` with ``indices`` and ``distances`` of shape :math:`(Q, k)`.
 
-    Example:
+    Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> model = SmallCNN(width=4, depth=2)
         >>> data = torch.rand(10, 3, 32, 32)
@@ -132,7 +132,7 @@ def plot_feature_neighbors(query: Tensor, dataset: Tensor | Dataset, result: Nei
     Returns:
         The matplotlib ``Figure``.
 
-    Example:
+    Examples:
         >>> data = torch.rand(6, 3, 8, 8)
         >>> result = NeighborsResult(torch.tensor([[0, 1]]), torch.tensor([[0.0, 1.0]]))
         >>> len(plot_feature_neighbors(data[:1], data, result).axes)
