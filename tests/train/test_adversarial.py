@@ -190,3 +190,17 @@ def test_bad_arguments_raise_clear_errors(tiny_data):
     with pytest.raises(ValueError, match="images must lie"):
         AdversarialTrainer(model, sgd(model), SAT(model), progress=False).fit(
             torch.utils.data.TensorDataset(images * 3, labels), epochs=1)
+
+
+def test_style_augmented_training_with_style_augment(tiny_data):
+    """Style-augmented training (seed 000): StyleAugment with its p and α range as the trainer's batch augmentation."""
+    from captum_wsam.augment import StyleAugment
+
+    model = tiny_model()
+    augment = StyleAugment(alpha=(0.3, 0.8), p=0.5)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = AdversarialTrainer(model, sgd(model), augment=augment, progress=False).fit(tiny_data, epochs=1,
+                                                                                        batch_size=16)
+    assert len(history) == 1 and all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+    assert augment._params is not None and "alpha" in augment._params
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
