@@ -235,6 +235,28 @@ def map_similarity(original: Tensor, other: Tensor, similarity: str | Similarity
     return pearson_hog(original, other)
 
 
+def _map_builder(
+    attribution_factory: AttributionFactory,
+    model: nn.Module,
+    inputs: Tensor,
+    target: Any,
+    attribute_kwargs: dict[str, Any] | None,
+    absolute: bool,
+    upsample: bool,
+) -> tuple[nn.Module, Callable[[nn.Module], Tensor]]:
+    """A pristine eval-mode copy of ``model`` and the function ``network -> maps`` shared by both sanity checks."""
+    inputs = inputs.detach().clone().requires_grad_()  # gradient methods need it; Captum restores the flag
+    base = _pristine_copy(model, inputs, target)
+    kwargs = attribute_kwargs or {}
+    size = (inputs.shape[-2], inputs.shape[-1])
+
+    def maps_of(network: nn.Module) -> Tensor:
+        attribution = attribution_factory(network).attribute(inputs, target=target, **kwargs)
+        return attribution_maps(attribution, size, absolute, upsample)
+
+    return base, maps_of
+
+
 def model_randomization(
     attribution_factory: AttributionFactory,
     model: nn.Module,
@@ -291,15 +313,7 @@ def model_randomization(
     _check_common(attribution_factory, model, inputs, similarity, attribute_kwargs, seed)
     check_choice(order, "order", ORDERS)
     names = _check_layers(model, layers)
-    inputs = inputs.detach().clone().requires_grad_()  # gradient methods need it; Captum restores the flag
-    base = _pristine_copy(model, inputs, target)
-    kwargs = attribute_kwargs or {}
-    size = (inputs.shape[-2], inputs.shape[-1])
-
-    def maps_of(network: nn.Module) -> Tensor:
-        attribution = attribution_factory(network).attribute(inputs, target=target, **kwargs)
-        return attribution_maps(attribution, size, absolute, upsample)
-
+    base, maps_of = _map_builder(attribution_factory, model, inputs, target, attribute_kwargs, absolute, upsample)
     original = maps_of(copy.deepcopy(base))
     baseline = map_similarity(original, original, similarity)
     seeds = {name: seed + j for j, name in enumerate(names)}
@@ -421,15 +435,7 @@ def data_randomization(
     check_positive_int(batch_size, "batch_size")
     check_in_range(lr, "lr", 0.0, None, low_inclusive=False)
     images, labels = _tensors_of(data)
-    inputs = inputs.detach().clone().requires_grad_()  # gradient methods need it; Captum restores the flag
-    base = _pristine_copy(model, inputs, target)
-    kwargs = attribute_kwargs or {}
-    size = (inputs.shape[-2], inputs.shape[-1])
-
-    def maps_of(network: nn.Module) -> Tensor:
-        attribution = attribution_factory(network).attribute(inputs, target=target, **kwargs)
-        return attribution_maps(attribution, size, absolute, upsample)
-
+    base, maps_of = _map_builder(attribution_factory, model, inputs, target, attribute_kwargs, absolute, upsample)
     original = maps_of(copy.deepcopy(base))
     shuffled = copy.deepcopy(base)
     for j, name in enumerate(parametrized_layers(shuffled)):
