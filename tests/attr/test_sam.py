@@ -35,12 +35,6 @@ def reference_sam(model: nn.Module, layer_name: str, styled: Tensor, target: Ten
 
 
 @pytest.fixture(scope="module")
-def small() -> SmallCNN:
-    torch.manual_seed(0)
-    return SmallCNN(width=8, depth=3).eval()
-
-
-@pytest.fixture(scope="module")
 def augment() -> ColourStyles:
     return ColourStyles(num_styles=5)
 
