@@ -1,7 +1,8 @@
 """Reproduce the orderings of the SAT paper (Mangla et al. 2020) and LP-A3 (Yang et al. 2022) on ShapesTextures.
 
 1. PGD robust accuracy (5-step PGD, alpha = eps / 2, eps = 1, 2, 4, 8 / 255) of SmallCNNs trained with: standard
-   training (Original), SAT (gradient saliency of the model), SAT with weak saliency from the ShapesTextures masks,
+   training (Original), SAT (gradient saliency of the model, cached between epochs by default; on the fly with
+   ``--with-online-saliency``), SAT with weak saliency from the ShapesTextures masks,
    PGD-AT, PGD-SAT, TRADES and TRADES-SAT. The paper's orderings: Original < SAT, PGD-AT <= PGD-SAT,
    TRADES <= TRADES-SAT.
 2. LP-A3 vs standard training under 80 % symmetric label noise (``ShapesTextures(label_noise=0.8)``), accuracy on
@@ -49,6 +50,9 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=5, help="PGD/TRADES steps while training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--with-masked-pgd-sat", action="store_true", help="also PGD-SAT with mask saliency")
+    parser.add_argument("--with-online-saliency", action="store_true",
+                        help="also SAT and PGD-SAT with on-the-fly saliency (saliency_cache=None) next to the default "
+                             "saliency cache")
     args = parser.parse_args()
     began = time.perf_counter()
     train = ShapesTextures(n=args.n_train, size=32, seed=0, progress=False)
@@ -65,6 +69,8 @@ def main() -> None:
             return AdversarialTrainer(model, optimizer, **common)
         if name == "SAT":
             return SATTrainer(model, optimizer, "sat", eps=eps, generator=g, **common)
+        if name == "SAT (on-the-fly saliency)":
+            return SATTrainer(model, optimizer, "sat", eps=eps, saliency_cache=None, generator=g, **common)
         if name == "SAT (weak saliency, masks)":
             return SATTrainer(model, optimizer, "sat", eps=eps, weak_saliency="mask", generator=g, **common)
         if name == "PGD-AT":
@@ -72,6 +78,9 @@ def main() -> None:
             return AdversarialTrainer(model, optimizer, attack, **common)
         if name == "PGD-SAT":
             return SATTrainer(model, optimizer, "pgd", eps=eps, steps=args.train_steps, generator=g, **common)
+        if name == "PGD-SAT (on-the-fly saliency)":
+            return SATTrainer(model, optimizer, "pgd", eps=eps, steps=args.train_steps, saliency_cache=None,
+                              generator=g, **common)
         if name == "PGD-SAT (weak saliency, masks)":
             return SATTrainer(model, optimizer, "pgd", eps=eps, steps=args.train_steps, weak_saliency="mask",
                               generator=g, **common)
@@ -85,6 +94,9 @@ def main() -> None:
     methods = ["Original", "SAT", "SAT (weak saliency, masks)", "PGD-AT", "PGD-SAT", "TRADES", "TRADES-SAT"]
     if args.with_masked_pgd_sat:
         methods.insert(5, "PGD-SAT (weak saliency, masks)")
+    if args.with_online_saliency:
+        methods.insert(methods.index("PGD-SAT") + 1, "PGD-SAT (on-the-fly saliency)")
+        methods.insert(2, "SAT (on-the-fly saliency)")
     rows, times = {}, {}
     for name in methods:
         model = make_model(args.seed, args.width, args.depth)

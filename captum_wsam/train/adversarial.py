@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -37,6 +38,7 @@ from tqdm.auto import tqdm
 from .._checks import check_choice, check_in_range, check_positive_int, check_type
 from ..attacks import LPA3, PGDSAT, SAT, TRADESSAT
 from ..attacks import functional as AF
+from ..attacks.sat import _SATBase
 from .classifier import split_batch
 
 CHECKPOINT_FORMAT = "captum_wsam.AdversarialTrainer/1"
@@ -196,6 +198,14 @@ class AdversarialTrainer:
         lpa3_weight: weight :math:`w` of the LP-A3 loss.
         lpa3_momentum: EMA momentum of the instability memory (0.01 as in the official code).
         lpa3_target: labels LP-A3 preserves and trains on: ``"pred"`` (model predictions, official) or ``"label"``.
+        saliency_cache: SAT family with the model's own gradient saliency only (see :class:`SATTrainer`): keep each
+            sample's sign saliency map between epochs, refreshed by its training step, instead of an extra forward
+            and backward per step. ``"log_prob"``: :math:`\\operatorname{sign} \\nabla_{x'} \\log p(y|x')`, read off
+            the training backward itself (no extra pass; needs ``loss="ce"``); ``"logit"``:
+            :math:`\\operatorname{sign} \\nabla_x f_y(x)` (the paper's logit gradient), one input-only backward on the
+            retained graph, at the clean images for ``"mixed"``/``"trades"``, else at :math:`x'`; ``None``: no cache.
+            Needs ``info["index"]`` in the batches (batches without it get on-the-fly saliency, with a warning);
+            memory: one int8 per input element of the training set.
         eval_data: optional Dataset/DataLoader evaluated after every epoch (``eval_accuracy``).
         eval_attacks: optional ``{name: attack}`` for robust accuracy on ``eval_data`` (``robust/<name>``).
         progress: show a tqdm bar per epoch (rank 0 only).
@@ -234,6 +244,7 @@ class AdversarialTrainer:
         lpa3_weight: float = 1.0,
         lpa3_momentum: float = 0.01,
         lpa3_target: str = "pred",
+        saliency_cache: str | None = None,
         eval_data: Dataset | DataLoader | None = None,
         eval_attacks: Mapping[str, Any] | None = None,
         progress: bool = True,
@@ -266,6 +277,18 @@ class AdversarialTrainer:
         check_in_range(lpa3_weight, "lpa3_weight", 0.0, None)
         check_in_range(lpa3_momentum, "lpa3_momentum", 0.0, 1.0, high_inclusive=False)
         check_choice(lpa3_target, "lpa3_target", ("pred", "label"))
+        check_choice(saliency_cache, "saliency_cache", (None, "log_prob", "logit"))
+        if saliency_cache is not None:
+            if not isinstance(attack, _SATBase) or attack.saliency is not None or attack.saliency_scaling != "sign":
+                raise ValueError(
+                    f"saliency_cache={saliency_cache!r} needs a SAT, PGDSAT or TRADESSAT attack with the model's own "
+                    f"gradient saliency (saliency=None, saliency_scaling='sign'), got {attack!r}"
+                )
+            if set(attack_inputs.values()) & {"masks", "boxes", "saliency_maps"}:
+                raise ValueError(f"saliency_cache has nothing to cache with attack_inputs={attack_inputs!r}")
+            if saliency_cache == "log_prob" and loss != "ce":
+                raise ValueError(f"saliency_cache='log_prob' reads d CE / d x' of loss='ce'; with loss={loss!r} use "
+                                 "saliency_cache='logit'")
         for name, callback in enumerate(callbacks):
             if not callable(callback):
                 raise TypeError(f"callbacks[{name}] must be callable, got {type(callback).__name__}")
@@ -279,6 +302,7 @@ class AdversarialTrainer:
         self.attack_inputs = attack_inputs
         self.lpa3_ratio, self.lpa3_warmup, self.lpa3_weight = float(lpa3_ratio), lpa3_warmup, float(lpa3_weight)
         self.lpa3_momentum, self.lpa3_target = float(lpa3_momentum), lpa3_target
+        self.saliency_cache = saliency_cache
         self.eval_data, self.eval_attacks = eval_data, dict(eval_attacks or {})
         self.progress, self.callbacks = progress, list(callbacks)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -289,6 +313,8 @@ class AdversarialTrainer:
         self.generator = torch.Generator().manual_seed(seed)
         self.history: list[dict[str, float]] = []
         self.lpa3_memory: dict[str, Tensor] | None = None
+        self.saliency_memory: dict[str, Tensor] | None = None
+        self._warned_no_index = False
         self._threshold = float("inf")
         self._dataset_size = 0
         self.rank, self.world_size = _rank_and_world()
@@ -328,6 +354,7 @@ class AdversarialTrainer:
             "scaler": self.scaler.state_dict(),
             "rng": _rng_state(self._generators(loader)),
             "lpa3": None if self.lpa3_memory is None else dict(self.lpa3_memory),
+            "saliency": None if self.saliency_memory is None else dict(self.saliency_memory),
             "history": [dict(r) for r in self.history],
         }
 
@@ -350,6 +377,8 @@ class AdversarialTrainer:
         self.scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], self._generators(loader))
         self.lpa3_memory = None if state["lpa3"] is None else {k: v.to(self.device) for k, v in state["lpa3"].items()}
+        saliency = state.get("saliency")  # absent from checkpoints written before the cache existed
+        self.saliency_memory = None if saliency is None else {k: v.to(self.device) for k, v in saliency.items()}
         self.history = [dict(r) for r in state["history"]]
         return int(state["epoch"])
 
@@ -393,6 +422,42 @@ class AdversarialTrainer:
         memory["probs"][index_all] = probs_all
         return selected
 
+    def _cache_index(self, info: Mapping[str, Any]) -> Tensor | None:
+        """Sample indices of the batch when the saliency cache applies to it, else ``None``."""
+        if not self.saliency_cache or self.attack.targeted:  # targeted steps need the target class's saliency
+            return None
+        if "index" not in info:
+            if not self._warned_no_index:
+                warnings.warn("saliency_cache is on but the batches carry no info['index']: the saliency is computed "
+                              "on the fly (slower); pass saliency_cache=None to silence this", stacklevel=3)
+                self._warned_no_index = True
+            return None
+        index = torch.as_tensor(info["index"], device=self.device)
+        if self._dataset_size and int(index.max()) >= self._dataset_size:
+            raise ValueError(f"info['index'] must lie in [0, {self._dataset_size - 1}], got {int(index.max())}")
+        return index
+
+    def _cached_saliency(self, index: Tensor, images: Tensor) -> Tensor | None:
+        if self.attack.p == 0:  # p_0 = 0: every element takes a random sign, no map is read (labels: checked by CE)
+            return torch.zeros_like(images)
+        memory = self.saliency_memory
+        if memory is None or not bool(memory["valid"][index].all()):
+            return None  # a sample not seen yet (first epochs, or a resumed run without a cache): on the fly
+        return memory["maps"][index].float()
+
+    def _store_saliency(self, index: Tensor, gradient: Tensor) -> None:
+        """Write sign(gradient) of this batch (all ranks' batches under DDP) into the saliency cache."""
+        signs = gradient.detach().nan_to_num(0.0).sign().to(torch.int8)  # AMP overflow steps: no NaN in the cache
+        if self.saliency_memory is None:
+            size = max(self._dataset_size, int(index.max()) + 1)
+            self.saliency_memory = {
+                "maps": torch.zeros((size, *signs.shape[1:]), dtype=torch.int8, device=self.device),
+                "valid": torch.zeros(size, dtype=torch.bool, device=self.device),
+            }
+        index_all, signs_all = self._gather(index), self._gather(signs)
+        self.saliency_memory["maps"][index_all] = signs_all
+        self.saliency_memory["valid"][index_all] = True
+
     def train_step(self, images: Tensor, labels: Tensor, info: Mapping[str, Any], epoch: int) -> tuple[Tensor, Tensor]:
         """One optimization step on a batch; returns the loss (detached) and the logits used for accuracy."""
         apply = self.augment is not None and (
@@ -406,10 +471,22 @@ class AdversarialTrainer:
             if key not in info:
                 raise ValueError(f"attack_inputs needs info[{key!r}] in every batch; the batch info has {sorted(info)}")
             kwargs[argument] = info[key].to(self.device)
+        cache_index = self._cache_index(info)
+        if cache_index is not None:
+            cached = self._cached_saliency(cache_index, images)
+            if cached is not None:
+                kwargs["saliency_maps"] = cached
         adv = None
         if self.attack is not None and not self.lpa3:
             adv = self._attack_call(images, labels, **kwargs)
         net = self._net
+        # the cache is refreshed at x' ("ce"), or at the clean images the loss also sees ("mixed", "trades")
+        source = None
+        if cache_index is not None:
+            if self.loss == "ce":
+                adv = source = adv.requires_grad_(True)
+            else:
+                images = source = images.detach().requires_grad_(True)
         with self._autocast():
             if self.loss == "ce":
                 logits = net(images if adv is None else adv)
@@ -431,8 +508,13 @@ class AdversarialTrainer:
                     targets = logits.detach().argmax(1) if self.lpa3_target == "pred" else labels
                     augmented = self._attack_call(images[selected], targets[selected], **kwargs)
                     loss = loss + self.lpa3_weight * F.cross_entropy(net(augmented), targets[selected])
+        if source is not None and self.saliency_cache == "logit":  # one input-only backward on the retained graph
+            score = self.scaler.scale(logits.gather(1, labels[:, None]).sum())  # scaled: no fp16 underflow
+            self._store_saliency(cache_index, torch.autograd.grad(score, source, retain_graph=True)[0])
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if source is not None and self.saliency_cache == "log_prob":  # d CE / d x' came with the weight gradients
+            self._store_saliency(cache_index, -source.grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.scheduler is not None and self.scheduler_step == "batch":
@@ -529,6 +611,17 @@ class SATTrainer(AdversarialTrainer):
     with :math:`x'` from :class:`~captum_wsam.attacks.SAT`, :class:`~captum_wsam.attacks.PGDSAT` or
     :class:`~captum_wsam.attacks.TRADESSAT`, whose :math:`p_t = 1 - a^{t/10}` follows the epoch.
 
+    Saliency cache (the default with the model's own gradient saliency): SAT takes one saliency map per sample as
+    given ("s is given to us in the form of a saliency map"), so the model acts as its own teacher with maps one
+    epoch old: the map used at epoch :math:`t` was taken in the training step of the same sample at epoch
+    :math:`t - 1`. For SAT and PGD-SAT (``saliency_cache="log_prob"``) it is
+    :math:`\\operatorname{sign} \\nabla_{x'} \\log p(y|x')`, which the training backward delivers with the weight
+    gradients (:math:`-\\nabla_{x'} J`; :math:`x'` is within :math:`\\epsilon` of :math:`x`): a step costs no extra
+    pass. For TRADES-SAT (``"logit"``) it is the paper's :math:`\\operatorname{sign} \\nabla_x f_y(x)` at the clean
+    image, from one input-only backward on the retained graph. BatchNorm is in training mode in both. Epoch 0 needs
+    no map (:math:`p_0 = 0`). ``saliency_cache=None`` computes :math:`\\nabla_x f_y(x)` of the current model on the
+    fly in every step (one more forward and backward, evaluation-mode BatchNorm).
+
     Args:
         model: classifier.
         optimizer: optimizer over ``model``'s parameters.
@@ -538,6 +631,9 @@ class SATTrainer(AdversarialTrainer):
             ``info``, as ShapesTextures provides).
         saliency: Captum attribution on a teacher (see :class:`~captum_wsam.attacks.SAT`).
         saliency_scaling: ``"sign"`` or ``"minmax"``.
+        saliency_cache: ``"auto"`` (default): ``"log_prob"`` for SAT and PGD-SAT, ``"logit"`` for TRADES-SAT when
+            the saliency is the model's own gradient (no ``weak_saliency``, no ``saliency``, ``"sign"`` scaling),
+            else ``None``; or ``"log_prob"``, ``"logit"``, ``None`` (see above and :class:`AdversarialTrainer`).
         a: schedule base.
         sat_prob: probability of the SAT branch for PGD-SAT/TRADES-SAT.
         steps: PGD steps of PGD-SAT/TRADES-SAT.
@@ -565,6 +661,7 @@ class SATTrainer(AdversarialTrainer):
         weak_saliency: str | None = None,
         saliency: Any = None,
         saliency_scaling: str = "sign",
+        saliency_cache: str | None = "auto",
         a: float = 0.6,
         sat_prob: float = 0.5,
         steps: int = 5,
@@ -574,6 +671,9 @@ class SATTrainer(AdversarialTrainer):
     ) -> None:
         check_choice(variant, "variant", ("sat", "pgd", "trades"))
         check_choice(weak_saliency, "weak_saliency", (None, "mask", "box"))
+        if saliency_cache == "auto":
+            own = weak_saliency is None and saliency is None and saliency_scaling == "sign"
+            saliency_cache = None if not own else "logit" if variant == "trades" else "log_prob"
         common = {"eps": eps, "a": a, "saliency": saliency, "saliency_scaling": saliency_scaling,
                   "generator": generator}
         if variant == "sat":
@@ -584,7 +684,7 @@ class SATTrainer(AdversarialTrainer):
             attack = TRADESSAT(model, steps=steps, sat_prob=sat_prob, **common)
         inputs = {} if weak_saliency is None else {weak_saliency: "masks" if weak_saliency == "mask" else "boxes"}
         super().__init__(model, optimizer, attack, "trades" if variant == "trades" else "ce", beta=beta,
-                         attack_inputs=inputs, **kwargs)
+                         attack_inputs=inputs, saliency_cache=saliency_cache, **kwargs)
 
 
 class LPA3Trainer(AdversarialTrainer):

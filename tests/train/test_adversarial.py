@@ -139,6 +139,10 @@ def test_interrupted_and_resumed_equals_uninterrupted(kind, tmp_path):
     assert [r["loss"] for r in full_trainer.history] == [r["loss"] for r in resumed_trainer.history]
     if kind == "lpa3":
         assert torch.equal(full_trainer.lpa3_memory["instability"], resumed_trainer.lpa3_memory["instability"])
+    else:  # PGD-SAT's saliency cache travels in the checkpoint
+        assert full_trainer.saliency_cache == "log_prob" and full_trainer.saliency_memory["valid"].all()
+        for key, value in full_trainer.saliency_memory.items():
+            assert torch.equal(value, resumed_trainer.saliency_memory[key])
 
 
 def test_corrupt_checkpoint_clear_error_and_previous_kept(tmp_path, monkeypatch):
@@ -204,3 +208,108 @@ def test_style_augmented_training_with_style_augment(tiny_data):
     assert len(history) == 1 and all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
     assert augment._params is not None and "alpha" in augment._params
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+# ------------------------------------------------------------------------------------------------- saliency cache
+def batch_of(data, size=16):
+    return next(iter(torch.utils.data.DataLoader(data, batch_size=size)))
+
+
+@pytest.mark.parametrize("mode", ["log_prob", "logit"])
+def test_saliency_cache_stores_sign_gradient_of_the_training_pass(mode, tiny_data):
+    # eps = 0: x' = x, so the reference is the sign gradient at the clean batch on a copy of the model (train mode)
+    model = tiny_model()
+    reference = copy.deepcopy(model).train()
+    images, labels, info = batch_of(tiny_data)
+    trainer = AdversarialTrainer(model, sgd(model), SAT(model, eps=0.0), saliency_cache=mode, progress=False)
+    trainer._dataset_size = len(tiny_data)
+    model.train()
+    trainer.train_step(images, labels, info, epoch=0)
+    x = images.clone().requires_grad_(True)
+    logits = reference(x)
+    if mode == "log_prob":
+        score = -F.cross_entropy(logits, labels)  # d log p(y|x) / dx (times 1 / B)
+    else:
+        score = logits.gather(1, labels[:, None]).sum()
+    expected = torch.autograd.grad(score, x)[0].sign().to(torch.int8)
+    memory = trainer.saliency_memory
+    assert memory["maps"].shape == (48, 3, 32, 32) and memory["maps"].dtype == torch.int8
+    assert torch.equal(memory["valid"], torch.isin(torch.arange(48), info["index"]))
+    assert torch.equal(memory["maps"][info["index"]], expected)
+    assert (memory["maps"][info["index"]] != 0).float().mean() > 0.9  # a real map, not zeros
+
+
+def test_saliency_cache_feeds_the_next_epoch_and_is_exact_sat(tiny_data):
+    model = tiny_model()
+    seen = []
+
+    class Recording(SAT):
+        def forward(self, images, labels=None, masks=None, boxes=None, saliency_maps=None):
+            seen.append((self.epoch, saliency_maps, images.clone()))
+            return super().forward(images, labels, masks, boxes, saliency_maps)
+
+    snapshots = []
+    attack = Recording(model, eps=8 / 255, generator=torch.Generator().manual_seed(0))
+    trainer = AdversarialTrainer(model, sgd(model), attack, saliency_cache="log_prob", progress=False,
+                                 callbacks=[lambda t, r: snapshots.append({k: v.clone() for k, v in
+                                                                           t.saliency_memory.items()})])
+    loader = torch.utils.data.DataLoader(tiny_data, batch_size=16)  # fixed order: batch i is the same each epoch
+    trainer.fit(loader, epochs=2)
+    first, second = seen[:3], seen[3:]
+    assert all(e == 0 and maps is not None and not maps.any() for e, maps, _ in first)  # p_0 = 0: no map is read
+    assert snapshots[0]["valid"].all()
+    for i, (epoch, maps, images) in enumerate(second):  # epoch 1 reads the maps written during epoch 0
+        assert epoch == 1 and torch.equal(maps, snapshots[0]["maps"][16 * i: 16 * (i + 1)].float())
+    assert not torch.equal(snapshots[0]["maps"], snapshots[1]["maps"])  # ... and refreshes them
+    seen[:] = second
+    # the attack with that map is exactly SAT with a given saliency map
+    g = torch.Generator().manual_seed(5)
+    adv = SAT(model, eps=8 / 255, epoch=1, generator=g)(seen[0][2], batch_of(tiny_data)[1], saliency_maps=seen[0][1])
+    u = torch.rand(seen[0][2].shape, generator=torch.Generator().manual_seed(5))
+    p = 1 - 0.6 ** 0.1
+    direction = torch.where(u < p, seen[0][1], torch.where(u < (1 + p) / 2, 1.0, -1.0))
+    torch.testing.assert_close(adv, (seen[0][2] - 8 / 255 * direction).clamp(0, 1))
+
+
+def test_sat_trainer_cache_defaults_and_costs_no_extra_forward(tiny_data):
+    model = tiny_model()
+    assert SATTrainer(model, sgd(model), progress=False).saliency_cache == "log_prob"
+    assert SATTrainer(model, sgd(model), "pgd", progress=False).saliency_cache == "log_prob"
+    assert SATTrainer(model, sgd(model), "trades", progress=False).saliency_cache == "logit"
+    assert SATTrainer(model, sgd(model), weak_saliency="mask", progress=False).saliency_cache is None
+    assert SATTrainer(model, sgd(model), saliency_cache=None, progress=False).saliency_cache is None
+    calls = []
+    handle = model.register_forward_pre_hook(lambda m, i: calls.append(len(i[0])))
+    trainer = SATTrainer(model, sgd(model), generator=torch.Generator().manual_seed(0), progress=False)
+    trainer.fit(tiny_data, epochs=2, batch_size=16)
+    handle.remove()
+    assert calls == [16] * 6  # one forward per step: the saliency comes from the training pass
+    online = SATTrainer(model, sgd(model), saliency_cache=None, progress=False)
+    calls.clear()
+    handle = model.register_forward_pre_hook(lambda m, i: calls.append(len(i[0])))
+    online.fit(tiny_data, epochs=1, batch_size=16)
+    handle.remove()
+    assert calls == [16] * 6  # epoch 0 with p_0 = 0 still computes the map on the fly: 2 forwards per step
+
+
+def test_saliency_cache_without_index_warns_and_falls_back(tiny_data):
+    model = tiny_model()
+    images, labels = tiny_data.tensors()
+    trainer = SATTrainer(model, sgd(model), progress=False)
+    with pytest.warns(UserWarning, match="info\\['index'\\]"):
+        trainer.fit(torch.utils.data.TensorDataset(images, labels), epochs=2, batch_size=16)
+    assert trainer.saliency_memory is None and len(trainer.history) == 2
+
+
+def test_saliency_cache_bad_arguments(tiny_data):
+    model = tiny_model()
+    with pytest.raises(ValueError, match="saliency_cache"):
+        AdversarialTrainer(model, sgd(model), SAT(model), saliency_cache="gradient")
+    with pytest.raises(ValueError, match="model's own"):
+        AdversarialTrainer(model, sgd(model), LPA3(model), saliency_cache="logit")
+    with pytest.raises(ValueError, match="model's own"):
+        AdversarialTrainer(model, sgd(model), SAT(model, saliency=lambda x, y: x), saliency_cache="logit")
+    with pytest.raises(ValueError, match="nothing to cache"):
+        AdversarialTrainer(model, sgd(model), SAT(model), attack_inputs={"mask": "masks"}, saliency_cache="logit")
+    with pytest.raises(ValueError, match="loss='trades'"):
+        SATTrainer(model, sgd(model), "trades", saliency_cache="log_prob")

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from captum_wsam.data import ShapesTextures
-from captum_wsam.train import AdversarialTrainer, LPA3Trainer
+from captum_wsam.train import AdversarialTrainer, LPA3Trainer, SATTrainer
 
 
 def bn_free_model() -> nn.Module:
@@ -41,7 +41,11 @@ def worker(rank: int, world_size: int, port: int, folder: str) -> None:
         lpa3 = LPA3Trainer(lpa3_model, torch.optim.SGD(lpa3_model.parameters(), lr=0.1), warmup=1, ratio=0.25,
                            steps=1, progress=False, checkpoint_dir=folder)
         lpa3.fit(data, epochs=2, batch_size=16)
-        torch.save({"model": model.state_dict(), "history": history, "memory": lpa3.lpa3_memory},
+        sat_model = bn_free_model()
+        sat = SATTrainer(sat_model, torch.optim.SGD(sat_model.parameters(), lr=0.1), progress=False)
+        sat.fit(data, epochs=2, batch_size=16)  # the saliency cache is gathered over ranks
+        torch.save({"model": model.state_dict(), "history": history, "memory": lpa3.lpa3_memory,
+                    "saliency": sat.saliency_memory, "sat_model": sat_model.state_dict()},
                    os.path.join(folder, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -65,4 +69,9 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     # LP-A3 memories are gathered over ranks: identical on both, every sample seen
     assert torch.equal(rank0["memory"]["instability"], rank1["memory"]["instability"])
     assert (rank0["memory"]["instability"] > 0).all()
+    for key in ("maps", "valid"):  # SAT's saliency cache too, and the replicas stay in sync with it
+        assert torch.equal(rank0["saliency"][key], rank1["saliency"][key])
+    assert rank0["saliency"]["valid"].all() and (rank0["saliency"]["maps"] != 0).any()
+    for name, value in rank0["sat_model"].items():
+        assert torch.equal(value, rank1["sat_model"][name])
     assert (tmp_path / "last.pt").exists()
