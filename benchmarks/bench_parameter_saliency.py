@@ -70,15 +70,27 @@ def bench(name: str, device: str, batch: int = 64, size: int = 64, repeat: int =
     ours = saliency.attribute(x, y).raw
     reference = per_sample_loop(model, x, y)
     error = ((ours - reference).abs().max() / reference.abs().max()).item()
-    base = timed(lambda: batched_forward_backward(model, x, y))
-    fast = timed(lambda: saliency.attribute(x, y))
+    # Two timings of the same pair, because this ratio moves with what ran just before (allocator and cache state):
+    # back to back (median of `repeat` calls of one kind after a warm-up) and interleaved (minimum over rounds that
+    # alternate the two kinds). The target is checked on the larger of the two ratios.
+    kinds = {"base": lambda: batched_forward_backward(model, x, y), "fast": lambda: saliency.attribute(x, y)}
+    back_to_back = {kind: timed(fn) for kind, fn in kinds.items()}
+    interleaved = {kind: float("inf") for kind in kinds}
+    for _ in range(repeat):
+        for kind, fn in kinds.items():
+            interleaved[kind] = min(interleaved[kind], timed(fn, n=1))
+    ratios = {"back to back": back_to_back["fast"] / back_to_back["base"],
+              "interleaved": interleaved["fast"] / interleaved["base"]}
+    worst = max(ratios.values())
+    base, fast = back_to_back["base"], back_to_back["fast"]
     loop = timed(lambda: per_sample_loop(model, x, y), n=max(1, repeat // 2))
     print(f"{name} on {device}, batch {batch} at {size}x{size} ({saliency.num_filters} filters in "
           f"{len(saliency.layers)} conv layers; max |ours - loop| / max |loop| = {error:.1e}):")
     print(f"  batched forward+backward {base * 1e3:8.1f} ms")
     print(f"  per-sample loop          {loop * 1e3:8.1f} ms")
-    print(f"  ParameterSaliency (auto) {fast * 1e3:8.1f} ms = {fast / base:.2f} x forward+backward "
-          f"(target <= 1.5: {'OK' if fast / base <= 1.5 else 'MISSED'}), {loop / fast:.1f} x faster than the loop "
+    print(f"  ParameterSaliency (auto) {fast * 1e3:8.1f} ms = "
+          + ", ".join(f"{r:.2f} x forward+backward ({k})" for k, r in ratios.items())
+          + f" (target <= 1.5: {'OK' if worst <= 1.5 else 'MISSED'}), {loop / fast:.1f} x faster than the loop "
           f"({'OK' if loop >= fast else 'SLOWER'})")
     for method in ("unfold", "grouped"):
         forced = timed(with_method(method, lambda: saliency.attribute(x, y)), n=max(1, repeat // 2))

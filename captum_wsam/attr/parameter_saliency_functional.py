@@ -24,6 +24,7 @@ capture :math:`a_b` and :math:`g_b` live in :mod:`captum_wsam.attr.parameter_sal
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -154,22 +155,45 @@ def conv2d_per_sample_weight_grad(
     return grad.reshape(batch, out_channels, channels // groups, kh, kw)
 
 
-def _filter_saliency_unfold(
-    inputs: Tensor, grad_outputs: Tensor, settings: dict, groups: int, block_elements: int
+def tap_positions(
+    input_size: tuple[int, int],
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
 ) -> Tensor:
-    """Fast path for few output positions: per-sample gradients in cache-sized (sample, filter) blocks, each reduced
-    to :math:`\\sum |\\cdot|` right away (the full :math:`(B, O, K)` tensor is never held)."""
-    batch, out_channels = grad_outputs.shape[:2]
-    cols = conv2d_unfold(inputs, **settings)
-    positions = cols.shape[-1]
-    cols_t = cols.reshape(batch, groups, -1, positions).transpose(-1, -2)  # (B, G, L, K)
+    """How many output positions each kernel tap reads a real (not zero-padding) input pixel at.
+
+    With zero padding, a tap :math:`(i, j)` of a small feature map often lies in the padding for all but one output
+    position (the corners of a 3×3 kernel on a 2×2 map, as in ResNet's last stage at 64×64 inputs). For such a tap
+    the per-sample weight gradient is a single product, :math:`|g_{o,l} U_{k,l}| = |g_{o,l}|\\,|U_{k,l}|`, so its
+    share of :math:`\\sum_k |\\nabla_{W_{o,k}}|` factors into a matrix-vector product (used by the ``"unfold"`` path).
+
+    Args:
+        input_size: :math:`(H, W)` of the layer input.
+        kernel_size, stride, padding, dilation: the convolution's settings (zero padding).
+
+    Returns:
+        :math:`(k_h k_w,)` integer counts, in the order of the weight's last two axes.
+
+    Examples:
+        >>> tap_positions((2, 2), 3, padding=1).view(3, 3).tolist()
+        [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
+    """
+    ones = torch.ones(1, 1, *input_size)
+    valid = conv2d_unfold(ones, kernel_size, stride, padding, dilation)  # (1, kh kw, L): 1 = real pixel
+    return valid[0].sum(-1).round().long()
+
+
+def _blocked_abs_sum(outs: Tensor, cols_t: Tensor, block_elements: int) -> Tensor:
+    """:math:`\\sum_k |(g_b U_b^\\top)_{o,k}|` for ``outs`` :math:`(B, G, O_g, L)` and ``cols_t`` :math:`(B, G, L, K)`,
+    in cache-sized (sample, filter) blocks reduced right away (the full :math:`(B, O, K)` tensor is never held)."""
+    batch, groups, per_group, _ = outs.shape
     fan_in = cols_t.shape[-1]
-    per_group = out_channels // groups
-    outs = grad_outputs.reshape(batch, groups, per_group, positions)
-    total = grad_outputs.new_empty(batch, groups, per_group)
+    total = outs.new_empty(batch, groups, per_group)
     rows = max(1, min(per_group, block_elements // (groups * fan_in)))
     samples = max(1, min(batch, block_elements // (groups * rows * fan_in)))
-    buffer = grad_outputs.new_empty(samples * groups * rows * fan_in)
+    buffer = outs.new_empty(samples * groups * rows * fan_in)
     for b0 in range(0, batch, samples):
         b1 = min(batch, b0 + samples)
         for o0 in range(0, per_group, rows):
@@ -177,6 +201,89 @@ def _filter_saliency_unfold(
             block = buffer[: (b1 - b0) * groups * (o1 - o0) * fan_in].view(b1 - b0, groups, o1 - o0, fan_in)
             torch.matmul(outs[b0:b1, :, o0:o1], cols_t[b0:b1], out=block)
             torch.sum(block.abs_(), dim=-1, out=total[b0:b1, :, o0:o1])
+    return total
+
+
+def _two_position_abs_sum(outs: Tensor, u: Tensor, v: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """:math:`\\sum_k |a_{o,1} u_k + a_{o,2} v_k|` for taps that read real pixels at exactly two output positions.
+
+    Each weight :math:`k` is a plane vector :math:`w_k = (u_k, v_k)` and each filter a vector
+    :math:`a_o = (g_{o,l_1}, g_{o,l_2})`; flipping a vector into the upper half-plane does not change
+    :math:`|\\langle a_o, w_k \\rangle|`. Sorted by angle, the :math:`w_k` with
+    :math:`\\langle a_o, w_k \\rangle \\ge 0` form a prefix or a suffix, found by binary search, so
+    :math:`\\sum_k |\\langle a_o, w_k\\rangle| = \\langle a_o, 2 W_+ - W \\rangle` with prefix sums :math:`W_+`:
+    :math:`O(K \\log K + O \\log K)` per sample and tap instead of :math:`O(O K)`.
+
+    Args:
+        outs: output gradients :math:`(B, G, O_g, L)`.
+        u, v: the taps' inputs at their two positions, :math:`(B, G, T, K)` (:math:`T` taps of :math:`K` weights).
+        first, second: :math:`(T,)` the two output positions of each tap.
+
+    Returns:
+        :math:`(B, G, O_g)`, summed over the :math:`T` taps.
+    """
+    half = math.pi / 2
+    flip = (v < 0) | ((v == 0) & (u < 0))
+    u, v = torch.where(flip, -u, u), torch.where(flip, -v, v)
+    angle, order = torch.atan2(v, u).sort(dim=-1)  # in [0, pi)
+    w = torch.stack((u.gather(-1, order), v.gather(-1, order)), dim=-1)  # (B, G, T, K, 2)
+    prefix = F.pad(w.cumsum(-2), (0, 0, 1, 0))  # prefix[..., n, :] = sum of the n first vectors
+    total = prefix[..., -1:, :]
+    a1 = outs[..., first].transpose(-1, -2)  # (B, G, T, O_g)
+    a2 = outs[..., second].transpose(-1, -2)
+    flip = (a2 < 0) | ((a2 == 0) & (a1 < 0))
+    a1, a2 = torch.where(flip, -a1, a1), torch.where(flip, -a2, a2)
+    theta = torch.atan2(a2, a1)  # in [0, pi)
+    low = theta < half  # positive set: angles <= theta + pi/2 (a prefix), else angles >= theta - pi/2 (a suffix)
+    bound = torch.where(low, theta + half, theta - half).contiguous()
+    count = torch.searchsorted(angle.contiguous(), bound, right=True)
+    count = torch.where(low, count, torch.searchsorted(angle.contiguous(), bound, right=False))
+    index = count.unsqueeze(-1).expand(*count.shape, 2)
+    at = prefix.gather(-2, index)  # (B, G, T, O_g, 2)
+    positive = torch.where(low.unsqueeze(-1), at, total - at)
+    direction = 2 * positive - total
+    return (a1 * direction[..., 0] + a2 * direction[..., 1]).sum(2)
+
+
+def _filter_saliency_unfold(
+    inputs: Tensor, grad_outputs: Tensor, settings: dict, groups: int, block_elements: int
+) -> Tensor:
+    """Fast path for few output positions: im2col, then :func:`_blocked_abs_sum`. Taps that read a real pixel at one
+    output position only (see :func:`tap_positions`) are summed in factored form, taps that read none are skipped."""
+    batch, out_channels = grad_outputs.shape[:2]
+    cols = conv2d_unfold(inputs, **settings)
+    positions = cols.shape[-1]
+    per_group = out_channels // groups
+    outs = grad_outputs.reshape(batch, groups, per_group, positions)
+    cols = cols.reshape(batch, groups, -1, positions)  # (B, G, K, L), K = C/G * taps
+    fan_in = cols.shape[2]
+    taps = _pair(settings["kernel_size"])[0] * _pair(settings["kernel_size"])[1]
+    counts = None
+    if settings["padding_mode"] == "zeros" and positions > 1:
+        counts = tap_positions(inputs.shape[-2:], settings["kernel_size"], settings["stride"], settings["padding"],
+                               settings["dilation"])
+    if counts is None or bool((counts >= 3).all()):
+        total = _blocked_abs_sum(outs, cols.transpose(-1, -2), block_elements)
+        return total.reshape(batch, out_channels) / fan_in
+    cols = cols.reshape(batch, groups, fan_in // taps, taps, positions)
+    single = (counts == 1).nonzero().flatten().tolist()
+    double = (counts == 2).nonzero().flatten().tolist()
+    shared = (counts >= 3).nonzero().flatten().tolist()
+    total = outs.new_zeros(batch, groups, per_group)
+    if single:  # sum over single-position taps of |g_{o,l}| |U_{k,l}|: U is zero away from each tap's one position
+        per_position = cols[:, :, :, single].abs().sum((2, 3))  # (B, G, L)
+        total = total + torch.matmul(outs.abs(), per_position.unsqueeze(-1)).squeeze(-1)
+    if double:
+        valid = conv2d_unfold(torch.ones(1, 1, *inputs.shape[-2:], dtype=inputs.dtype, device=inputs.device),
+                              **settings)[0, double] > 0.5  # (T2, L)
+        where = valid.nonzero()[:, 1].view(len(double), 2)
+        both = cols[:, :, :, double].permute(0, 1, 3, 2, 4)  # (B, G, T2, C/G, L)
+        u = both.gather(-1, where[:, 0].view(1, 1, -1, 1, 1).expand(*both.shape[:-1], 1)).squeeze(-1)
+        v = both.gather(-1, where[:, 1].view(1, 1, -1, 1, 1).expand(*both.shape[:-1], 1)).squeeze(-1)
+        total = total + _two_position_abs_sum(outs, u, v, where[:, 0], where[:, 1])
+    if shared:
+        rest = cols[:, :, :, shared].reshape(batch, groups, -1, positions).transpose(-1, -2)
+        total = total + _blocked_abs_sum(outs, rest, block_elements)
     return total.reshape(batch, out_channels) / fan_in
 
 
@@ -424,6 +531,7 @@ __all__ = [
     "layer_slices",
     "normalize_saliency",
     "resolve_padding",
+    "tap_positions",
     "welford_merge",
     "welford_std",
 ]

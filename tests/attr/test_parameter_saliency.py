@@ -15,6 +15,7 @@ from captum_wsam.attr import ParameterSaliency, ParameterSaliencyResult
 from captum_wsam.attr.parameter_saliency_functional import (
     conv2d_filter_saliency,
     conv2d_per_sample_weight_grad,
+    tap_positions,
     welford_std,
 )
 from captum_wsam.models import SmallCNN
@@ -108,6 +109,40 @@ def test_fast_contractions_equal_the_definition(settings: dict) -> None:
         for block in (7, 2**20):  # tiny blocks exercise the blocking loops
             fast = conv2d_filter_saliency(x, grad_out, **kwargs, method=method, block_elements=block)
             torch.testing.assert_close(fast, expected.abs().mean((2, 3, 4)), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("size", "settings"),
+    [
+        ((2, 2), {"kernel_size": 3, "padding": 1}),  # resnet18's layer4 at 64x64: corner taps see one position
+        ((4, 4), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        ((1, 1), {"kernel_size": 3, "padding": 1}),  # all but the centre tap read only padding
+        ((2, 3), {"kernel_size": 3, "padding": 2, "dilation": 2, "groups": 2}),
+        ((3, 2), {"kernel_size": (3, 1), "padding": (1, 0)}),
+        ((2, 2), {"kernel_size": 3, "padding": 1, "padding_mode": "reflect"}),  # padding is data: no factoring
+    ],
+)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_small_maps_factored_taps_equal_the_definition(size: tuple, settings: dict, sparse: bool) -> None:
+    conv = nn.Conv2d(4, 8, **settings).double()
+    x = torch.randn(5, 4, *size, dtype=torch.float64)
+    grad_out = torch.randn_like(conv(x))
+    if sparse:  # exact zeros (ReLU inputs, dead units) and ties: the angle sort of two-position taps must cope
+        x = x.relu() * (torch.rand_like(x) < 0.7)
+        grad_out = grad_out * (torch.rand_like(grad_out) < 0.6)
+        grad_out[0] = 0.0
+        x[1] = 1.0
+    expected = torch.stack([torch.autograd.grad(conv(x[b : b + 1]), conv.weight, grad_out[b : b + 1])[0]
+                            for b in range(len(x))]).abs().mean((2, 3, 4))
+    for block in (7, 2**20):
+        fast = conv2d_filter_saliency(x, grad_out, **settings, method="unfold", block_elements=block)
+        torch.testing.assert_close(fast, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_tap_positions_counts_real_pixels() -> None:
+    assert tap_positions((2, 2), 3, padding=1).view(3, 3).tolist() == [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
+    assert tap_positions((4, 4), 3, stride=2, padding=1).view(3, 3).tolist() == [[1, 2, 2], [2, 4, 4], [2, 4, 4]]
+    assert tap_positions((1, 1), 3, padding=1).view(3, 3).tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
 
 
 def test_fit_equals_two_pass_statistics_and_round_trips(tmp_path) -> None:

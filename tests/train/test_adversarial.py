@@ -227,10 +227,8 @@ def test_saliency_cache_stores_sign_gradient_of_the_training_pass(mode, tiny_dat
     trainer.train_step(images, labels, info, epoch=0)
     x = images.clone().requires_grad_(True)
     logits = reference(x)
-    if mode == "log_prob":
-        score = -F.cross_entropy(logits, labels)  # d log p(y|x) / dx (times 1 / B)
-    else:
-        score = logits.gather(1, labels[:, None]).sum()
+    # log_prob: d log p(y|x) / dx (times 1 / B); logit: d f_y / dx
+    score = -F.cross_entropy(logits, labels) if mode == "log_prob" else logits.gather(1, labels[:, None]).sum()
     expected = torch.autograd.grad(score, x)[0].sign().to(torch.int8)
     memory = trainer.saliency_memory
     assert memory["maps"].shape == (48, 3, 32, 32) and memory["maps"].dtype == torch.int8
@@ -258,7 +256,7 @@ def test_saliency_cache_feeds_the_next_epoch_and_is_exact_sat(tiny_data):
     first, second = seen[:3], seen[3:]
     assert all(e == 0 and maps is not None and not maps.any() for e, maps, _ in first)  # p_0 = 0: no map is read
     assert snapshots[0]["valid"].all()
-    for i, (epoch, maps, images) in enumerate(second):  # epoch 1 reads the maps written during epoch 0
+    for i, (epoch, maps, _) in enumerate(second):  # epoch 1 reads the maps written during epoch 0
         assert epoch == 1 and torch.equal(maps, snapshots[0]["maps"][16 * i: 16 * (i + 1)].float())
     assert not torch.equal(snapshots[0]["maps"], snapshots[1]["maps"])  # ... and refreshes them
     seen[:] = second
