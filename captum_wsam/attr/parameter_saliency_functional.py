@@ -337,7 +337,10 @@ def conv2d_filter_saliency(
     Otherwise it uses one of two exact batched contractions that never hold all per-sample gradients at once:
     ``"unfold"`` (im2col + batched matmul in cache-sized blocks, best for few output positions) or ``"grouped"`` (one
     grouped weight-gradient convolution over the batch, best for many); ``"auto"`` picks ``"grouped"`` from
-    :data:`GROUPED_MIN_POSITIONS` output positions on.
+    :data:`GROUPED_MIN_POSITIONS` output positions on. On small zero-padded maps ``"unfold"`` skips the kernel taps
+    that read only padding, sums the taps that read one real pixel in factored form (see :func:`tap_positions`) and
+    the taps that read two by an angle sort (:math:`O(K \\log K)` instead of :math:`O(O K)` per sample); all three are
+    exact.
 
     Args:
         inputs: layer input :math:`(B, C, H, W)`.

@@ -93,7 +93,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         The checkpoint dict (``epoch``, ``model``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``, ``lpa3``,
-        ``history``).
+        ``saliency`` (absent in checkpoints written before the SAT saliency cache existed), ``history``).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -171,15 +171,16 @@ class AdversarialTrainer:
 
     Checkpoints (``checkpoint_dir``) are written atomically at the end of every epoch (temporary file, ``fsync``,
     rename): model, optimizer, scheduler, AMP scaler, RNG states (torch, CUDA, NumPy, Python, the DataLoader's and the
-    attack's generators), LP-A3 memories and history. ``fit(..., resume=True)`` continues from ``last.pt``; on the CPU
-    with the same settings an interrupted and resumed run ends with bitwise the same weights as an uninterrupted one.
+    attack's generators), LP-A3 memories, the SAT saliency cache and history. ``fit(..., resume=True)`` continues from
+    ``last.pt``; on the CPU with the same settings an interrupted and resumed run ends with bitwise the same weights as
+    an uninterrupted one.
 
-    Distributed: under ``torchrun`` (a process group initialized) the model is wrapped in
-    ``DistributedDataParallel`` and a Dataset is sharded with a ``DistributedSampler`` (``batch_size`` is the global
-    batch, split evenly over the ranks); history and LP-A3 memories are reduced over ranks and rank 0 writes the
-    checkpoints. Gradients equal the single-process ones for losses that are means over the batch, except through
-    BatchNorm batch statistics (per rank; use ``SyncBatchNorm`` on GPUs), random attack draws (per-rank generators)
-    and float summation order.
+    Distributed: under ``torchrun`` (a process group initialized) the model is wrapped in ``DistributedDataParallel``
+    and a Dataset is sharded with a ``DistributedSampler`` (``batch_size`` is the global batch, split evenly over the
+    ranks); history, LP-A3 memories and the SAT saliency cache are reduced over ranks and rank 0 writes the checkpoints.
+    Gradients equal the single-process ones for losses that are means over the batch, except through BatchNorm batch
+    statistics (per rank; use ``SyncBatchNorm`` on GPUs), random attack draws (per-rank generators) and float summation
+    order.
 
     Args:
         model: classifier returning logits; trained in place and left in eval mode after :meth:`fit`.
@@ -620,7 +621,10 @@ class SATTrainer(AdversarialTrainer):
     pass. For TRADES-SAT (``"logit"``) it is the paper's :math:`\\operatorname{sign} \\nabla_x f_y(x)` at the clean
     image, from one input-only backward on the retained graph. BatchNorm is in training mode in both. Epoch 0 needs
     no map (:math:`p_0 = 0`). ``saliency_cache=None`` computes :math:`\\nabla_x f_y(x)` of the current model on the
-    fly in every step (one more forward and backward, evaluation-mode BatchNorm).
+    fly in every step (one more forward and backward, evaluation-mode BatchNorm). The cache assumes that a sample's
+    image stays aligned from one epoch to the next: with random crops or flips in the Dataset, a map would be applied
+    to a moved image, so use ``saliency_cache=None`` there (photometric augmentation, such as ``augment=StyleAugment``,
+    is fine).
 
     Args:
         model: classifier.

@@ -113,7 +113,9 @@ def test_same_on_batch(x: torch.Tensor) -> None:
     assert (params["style_noise"] == params["style_noise"][:1]).all()
     same = x[:1].expand(3, -1, -1, -1)
     out = aug(same)
-    assert torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
+    # same style for every row; batched kernels may round differently per batch position (seen: 5e-7 on AMD EPYC)
+    torch.testing.assert_close(out[1:], out[:1].expand(2, -1, -1, -1), atol=1e-5, rtol=0)
+    assert (out[0] - same[0]).abs().max() > 1e-2  # and it is stylized
 
 
 def test_augmentation_sequential_round_trip_with_geometric_aug(x: torch.Tensor) -> None:
