@@ -449,13 +449,16 @@ class AdversarialTrainer:
     def _store_saliency(self, index: Tensor, gradient: Tensor) -> None:
         """Write sign(gradient) of this batch (all ranks' batches under DDP) into the saliency cache."""
         signs = gradient.detach().nan_to_num(0.0).sign().to(torch.int8)  # AMP overflow steps: no NaN in the cache
-        if self.saliency_memory is None:
-            size = max(self._dataset_size, int(index.max()) + 1)
-            self.saliency_memory = {
-                "maps": torch.zeros((size, *signs.shape[1:]), dtype=torch.int8, device=self.device),
-                "valid": torch.zeros(size, dtype=torch.bool, device=self.device),
-            }
         index_all, signs_all = self._gather(index), self._gather(signs)
+        size = max(self._dataset_size, int(index_all.max()) + 1)
+        memory = self.saliency_memory
+        if memory is None or memory["valid"].shape[0] < size:  # first write, or train_step called outside fit
+            grown = {"maps": torch.zeros((size, *signs.shape[1:]), dtype=torch.int8, device=self.device),
+                     "valid": torch.zeros(size, dtype=torch.bool, device=self.device)}
+            if memory is not None:
+                for key, value in memory.items():
+                    grown[key][: value.shape[0]] = value
+            self.saliency_memory = grown
         self.saliency_memory["maps"][index_all] = signs_all
         self.saliency_memory["valid"][index_all] = True
 

@@ -311,3 +311,14 @@ def test_saliency_cache_bad_arguments(tiny_data):
         AdversarialTrainer(model, sgd(model), SAT(model), attack_inputs={"mask": "masks"}, saliency_cache="logit")
     with pytest.raises(ValueError, match="loss='trades'"):
         SATTrainer(model, sgd(model), "trades", saliency_cache="log_prob")
+
+
+def test_saliency_cache_grows_when_train_step_is_called_outside_fit(tiny_data):
+    model = tiny_model()
+    trainer = AdversarialTrainer(model, sgd(model), SAT(model), saliency_cache="log_prob", progress=False)
+    loader = torch.utils.data.DataLoader(tiny_data, batch_size=16)
+    for images, labels, info in loader:  # no fit: the dataset size is unknown, indices grow batch by batch
+        trainer.train_step(images, labels, info, epoch=3)
+    assert trainer.saliency_memory["valid"].shape == (48,) and trainer.saliency_memory["valid"].all()
+    first = trainer.saliency_memory["maps"][:16]
+    assert (first != 0).any()
