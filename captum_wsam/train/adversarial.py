@@ -93,7 +93,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         The checkpoint dict (``epoch``, ``model``, ``optimizer``, ``scheduler``, ``scaler``, ``rng``, ``lpa3``,
-        ``saliency`` (absent in checkpoints written before the SAT saliency cache existed), ``history``).
+        ``saliency`` (absent in checkpoints written before the SAT saliency cache existed), ``history``; and from
+        distributed runs ``rng_ranks``, every rank's RNG states).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -177,7 +178,8 @@ class AdversarialTrainer:
 
     Distributed: under ``torchrun`` (a process group initialized) the model is wrapped in ``DistributedDataParallel``
     and a Dataset is sharded with a ``DistributedSampler`` (``batch_size`` is the global batch, split evenly over the
-    ranks); history, LP-A3 memories and the SAT saliency cache are reduced over ranks and rank 0 writes the checkpoints.
+    ranks); history, LP-A3 memories and the SAT saliency cache are reduced over ranks and rank 0 writes the checkpoints,
+    which hold every rank's RNG states (a run resumed with the same world size continues each rank's own streams).
     Gradients equal the single-process ones for losses that are means over the batch, except through BatchNorm batch
     statistics (per rank; use ``SyncBatchNorm`` on GPUs), random attack draws (per-rank generators) and float summation
     order.
@@ -344,9 +346,15 @@ class AdversarialTrainer:
         }
 
     # ------------------------------------------------------------------------------------------------ checkpoint
-    def state_dict(self, epoch: int, loader: DataLoader) -> dict[str, Any]:
-        """Everything needed to resume after ``epoch`` epochs (tensors and plain Python values only)."""
-        return {
+    def state_dict(
+        self, epoch: int, loader: DataLoader, rng_ranks: Sequence[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """Everything needed to resume after ``epoch`` epochs (tensors and plain Python values only).
+
+        ``rng_ranks`` (distributed runs): every rank's RNG states, stored as ``rng_ranks`` next to this process's
+        ``rng`` so that each rank resumes its own random streams.
+        """
+        state = {
             "format": CHECKPOINT_FORMAT,
             "epoch": epoch,
             "model": self.model.state_dict(),
@@ -358,14 +366,21 @@ class AdversarialTrainer:
             "saliency": None if self.saliency_memory is None else dict(self.saliency_memory),
             "history": [dict(r) for r in self.history],
         }
+        if rng_ranks is not None:
+            state["rng_ranks"] = list(rng_ranks)
+        return state
 
     def save_checkpoint(self, epoch: int, loader: DataLoader) -> Path | None:
         """Atomically write ``checkpoint_dir/last.pt`` (rank 0); the previous file stays until the new one is whole."""
         if self.checkpoint_dir is None:
             return None
         path = self.checkpoint_dir / CHECKPOINT_NAME
+        rng_ranks = None
+        if self.world_size > 1:  # every rank's random streams (attack draws, dropout, ...) go into rank 0's file
+            rng_ranks = [None] * self.world_size
+            dist.all_gather_object(rng_ranks, _rng_state(self._generators(loader)))
         if self.rank == 0:
-            _atomic_save(self.state_dict(epoch, loader), path)
+            _atomic_save(self.state_dict(epoch, loader, rng_ranks), path)
         if self.world_size > 1:
             dist.barrier()
         return path
@@ -376,7 +391,9 @@ class AdversarialTrainer:
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], self._generators(loader))
+        ranks = state.get("rng_ranks")  # a distributed run resumed with the same world size: each rank its own streams
+        rng = ranks[self.rank] if ranks is not None and len(ranks) == self.world_size else state["rng"]
+        _set_rng_state(rng, self._generators(loader))
         self.lpa3_memory = None if state["lpa3"] is None else {k: v.to(self.device) for k, v in state["lpa3"].items()}
         saliency = state.get("saliency")  # absent from checkpoints written before the cache existed
         self.saliency_memory = None if saliency is None else {k: v.to(self.device) for k, v in saliency.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -75,3 +76,46 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     for name, value in rank0["sat_model"].items():
         assert torch.equal(value, rank1["sat_model"][name])
     assert (tmp_path / "last.pt").exists()
+
+
+def resume_worker(rank: int, world_size: int, port: int, folder: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    data = ShapesTextures(n=32, size=32, seed=9)
+
+    def run(subfolder: str, seed: int, stop_after: int | None = None, resume: bool = False) -> nn.Module:
+        model = bn_free_model()  # seeds the global RNG itself, so the per-rank seed comes after it
+        torch.manual_seed(seed)
+        attack = torchattacks.PGD(model, eps=4 / 255, alpha=2 / 255, steps=2, random_start=True)  # global RNG
+
+        def stop(trainer, record):
+            if stop_after is not None and record["epoch"] == stop_after:
+                raise KeyboardInterrupt
+
+        trainer = AdversarialTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), attack, progress=False,
+                                     checkpoint_dir=os.path.join(folder, subfolder), callbacks=[stop])
+        trainer.fit(data, epochs=3, batch_size=16, resume=resume)
+        return model
+
+    try:
+        full = run("full", 100 + rank)  # different random streams per rank: the random starts differ
+        with contextlib.suppress(KeyboardInterrupt):
+            run("cut", 100 + rank, stop_after=2)
+        resumed = run("cut", 7, resume=True)  # the same seed on both ranks: only the checkpoint restores each stream
+        torch.save({"full": full.state_dict(), "resumed": resumed.state_dict()},
+                   os.path.join(folder, f"resume{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_resume_each_ranks_random_streams(tmp_path):
+    port = 30600 + os.getpid() % 1000
+    mp.spawn(resume_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    state = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert len(state["rng_ranks"]) == 2
+    assert not torch.equal(state["rng_ranks"][0]["torch"], state["rng_ranks"][1]["torch"])
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"resume{rank}.pt", weights_only=True)
+        for name, value in result["full"].items():
+            assert torch.equal(value, result["resumed"][name])
