@@ -322,3 +322,26 @@ def test_saliency_cache_grows_when_train_step_is_called_outside_fit(tiny_data):
     assert trainer.saliency_memory["valid"].shape == (48,) and trainer.saliency_memory["valid"].all()
     first = trainer.saliency_memory["maps"][:16]
     assert (first != 0).any()
+
+
+def test_interrupted_mid_epoch_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
+    # killed in the middle of epoch 3: the run resumes from the end of epoch 2 and replays the same batches and draws
+    torch.manual_seed(123)
+    full, _ = run(tmp_path / "full", 3, "sat")
+    original, calls = SATTrainer.train_step, []
+
+    def dying(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:  # 2 steps per epoch: the first step of epoch 3 has run, the second dies
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SATTrainer, "train_step", dying)
+    torch.manual_seed(123)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", 3, "sat")
+    monkeypatch.setattr(SATTrainer, "train_step", original)
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 2
+    resumed, _ = run(tmp_path / "cut", 3, "sat", resume=True, seed=5)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
