@@ -1,9 +1,10 @@
-"""AdversarialTrainer under DistributedDataParallel: 2 gloo processes on the CPU equal 1 process with the same batch."""
+"""AdversarialTrainer under DistributedDataParallel: 2 gloo processes on the CPU equal 1 process; per-rank resume."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -30,11 +31,20 @@ def pgd_trainer(model: nn.Module) -> AdversarialTrainer:
     return AdversarialTrainer(model, torch.optim.SGD(model.parameters(), lr=0.1), attack, progress=False, seed=3)
 
 
-def worker(rank: int, world_size: int, port: int, folder: str) -> None:
+@contextlib.contextmanager
+def process_group(rank: int, world_size: int, port: int) -> Iterator[None]:
+    """A gloo process group on this machine for one spawned worker, destroyed on exit."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def worker(rank: int, world_size: int, port: int, folder: str) -> None:
+    with process_group(rank, world_size, port):
         data = ShapesTextures(n=32, size=32, seed=9)
         model = bn_free_model()
         history = pgd_trainer(model).fit(data, epochs=2, batch_size=16)
@@ -48,8 +58,6 @@ def worker(rank: int, world_size: int, port: int, folder: str) -> None:
         torch.save({"model": model.state_dict(), "history": history, "memory": lpa3.lpa3_memory,
                     "saliency": sat.saliency_memory, "sat_model": sat_model.state_dict()},
                    os.path.join(folder, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_gloo_processes_equal_one_process(tmp_path):
@@ -79,9 +87,6 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
 
 
 def resume_worker(rank: int, world_size: int, port: int, folder: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
     data = ShapesTextures(n=32, size=32, seed=9)
 
     def run(subfolder: str, seed: int, stop_after: int | None = None, resume: bool = False) -> nn.Module:
@@ -98,15 +103,13 @@ def resume_worker(rank: int, world_size: int, port: int, folder: str) -> None:
         trainer.fit(data, epochs=3, batch_size=16, resume=resume)
         return model
 
-    try:
+    with process_group(rank, world_size, port):
         full = run("full", 100 + rank)  # different random streams per rank: the random starts differ
         with contextlib.suppress(KeyboardInterrupt):
             run("cut", 100 + rank, stop_after=2)
         resumed = run("cut", 7, resume=True)  # the same seed on both ranks: only the checkpoint restores each stream
         torch.save({"full": full.state_dict(), "resumed": resumed.state_dict()},
                    os.path.join(folder, f"resume{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_gloo_processes_resume_each_ranks_random_streams(tmp_path):
