@@ -244,7 +244,8 @@ def normalize_flatten_features(features: Sequence[Tensor], eps: float = 1e-10) -
     .. math:: \\phi(x) = \\Big[\\frac{f^{(l)}_{:, h, w}}{\\|f^{(l)}_{:, h, w}\\|_2 \\sqrt{H_l W_l}}\\Big]_{l, h, w}
 
     so each layer contributes a vector of norm 1 and :math:`\\|\\phi(x') - \\phi(x)\\|_2 \\le 2\\sqrt{L}`.
-    2-D features :math:`(B, C)` are treated as :math:`(B, C, 1, 1)`.
+    2-D features :math:`(B, C)` are treated as :math:`(B, C, 1, 1)`. An all-zero channel vector maps to zero and has a
+    finite gradient (the literal :math:`\\sqrt{\\sum_c f_c^2}` of the official code gives NaN there).
 
     Args:
         features: per layer :math:`(B, C_l, H_l, W_l)` or :math:`(B, C_l)`.
@@ -261,7 +262,9 @@ def normalize_flatten_features(features: Sequence[Tensor], eps: float = 1e-10) -
     parts = []
     for feature in features:
         f = feature if feature.dim() == 4 else feature.reshape(feature.shape[0], -1, 1, 1)
-        norm = f.pow(2).sum(dim=1, keepdim=True).sqrt() + eps
+        # vector_norm, not sqrt(sum(f^2)): at an all-zero channel vector (common behind a ReLU) the latter's backward
+        # is 0/0 = NaN, which made every later step of that sample NaN; vector_norm's backward is 0 there
+        norm = torch.linalg.vector_norm(f, dim=1, keepdim=True) + eps
         parts.append((f / (norm * math.sqrt(f.shape[2] * f.shape[3]))).reshape(f.shape[0], -1))
     return torch.cat(parts, dim=1)
 

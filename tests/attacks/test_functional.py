@@ -74,6 +74,11 @@ def test_normalized_features_against_reference():
         first = torch.stack(row).T.reshape(-1)  # back to channel-major order
         parts.append(torch.cat([first, f[1][b] / f[1][b].norm()]))
     torch.testing.assert_close(phi, torch.stack(parts))
+    zero = torch.randn(2, 3, 2, 2, requires_grad=True)
+    with torch.no_grad():
+        zero[0, :, 1, 1] = 0  # an all-zero channel vector: finite value and gradient (the sqrt form gave NaN)
+    distance = SF.feature_distance([zero], SF.normalize_flatten_features([torch.randn(2, 3, 2, 2)]))
+    assert torch.isfinite(torch.autograd.grad(distance.sum(), zero)[0]).all()
 
 
 def test_selection_and_instability():

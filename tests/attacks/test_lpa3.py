@@ -103,3 +103,25 @@ def test_layers_labels_and_errors(setup):
         atk(images, labels + 6)
     with pytest.raises(TypeError, match="labels"):
         atk(images, labels.float())
+
+
+class _HalfMasked(torch.nn.Module):
+    """Zeroes the left half of a feature map: those channel vectors are exactly zero (as behind a dead ReLU)."""
+
+    def forward(self, x):
+        mask = torch.ones_like(x[:1, :1])
+        mask[..., : x.shape[-1] // 2] = 0
+        return x * mask
+
+
+def test_zero_feature_vectors_do_not_stall_the_search():
+    # sqrt(sum f^2) has a 0/0 = NaN backward at a zero vector: every step after the start was NaN and the attack
+    # returned the random start (|x' - x| <= init); the fixed normalization keeps the gradient finite
+    torch.manual_seed(0)
+    masked = _HalfMasked()
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), masked, torch.nn.Conv2d(4, 4, 3, padding=1),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3)).eval()
+    images = torch.rand(4, 3, 8, 8)
+    adv = LPA3(model, layers=[masked], bound=0.5, generator=torch.Generator().manual_seed(0))(images)
+    assert torch.isfinite(adv).all()
+    assert ((adv - images).abs().amax(dim=(1, 2, 3)) > 0.1).all()
