@@ -3,10 +3,20 @@
 Targets of issue 7: SAT step <= 1.5x, LP-A3 step <= 2.5x a standard step; PGD-10-AT for reference. The SAT step is
 timed with its defaults (the saliency cache, filled by one epoch first) and with on-the-fly saliency.
 
-Run: ``python benchmarks/bench_trainers.py`` (SmallCNN width 16, 32x32 ShapesTextures, CPU, batch 64 and 128; 128
-is the batch size of the official LP-A3 code). LP-A3 attacks only the ``ratio`` (0.1) most unstable samples, about 6
-of 64 or 13 of 128: CPU kernels are least efficient on such small batches, so its ratio depends on the batch size.
-Each kind is timed in interleaved rounds and the minimum is kept, which is robust to other processes on the machine.
+Two models, 32x32 ShapesTextures, CPU, batch 64 and 128 (128 is the batch size of the official LP-A3 code):
+
+- ``small_cnn``: the package's SmallCNN (width 16). A forward of 64 images takes about 15 ms, so fixed
+  per-operation costs weigh heavily;
+- ``resnet18``: torchvision's ResNet-18, the architecture family of the LP-A3 and SAT papers, with LP-A3 features
+  from ``layer1`` ... ``layer4`` as in the official code. Only the steps with targets are timed (PGD-10 would take
+  minutes per round).
+
+LP-A3 attacks only the ``ratio`` (0.1) most unstable samples, about 6 of 64 or 13 of 128, with 12 forward and 5
+input-backward passes: CPU kernels are least efficient on such small batches, so its ratio is highest on the
+smallest model. Each kind runs as in training, steps back to back (one warm-up step, median of three), in
+interleaved rounds; the minimum over rounds is kept, which is robust to other processes on the machine.
+
+Run: ``python benchmarks/bench_trainers.py [--model small_cnn resnet18] [--batch-size 64 128]``
 """
 
 from __future__ import annotations
@@ -16,32 +26,51 @@ import argparse
 import torch
 import torchattacks
 from _common import best_time
+from torch import nn
 from torch.utils.data import DataLoader
 
 from captum_wsam.attacks import functional as AF
 from captum_wsam.data import ShapesTextures
-from captum_wsam.models import SmallCNN
+from captum_wsam.models import SmallCNN, create_model
 from captum_wsam.train import AdversarialTrainer, LPA3Trainer, SATTrainer
+
+KINDS = {"small_cnn": ("standard", "sat", "sat_online", "sat_masks", "lpa3", "pgd10"),
+         "resnet18": ("standard", "sat", "lpa3")}
+LABELS = {"sat": "SAT step (gradient saliency, cached) target <= 1.5x",
+          "sat_online": "SAT step (gradient saliency, on the fly)", "sat_masks": "SAT step (weak saliency, masks)",
+          "lpa3": "LP-A3 step ({selected}/{batch} selected) target <= 2.5x", "pgd10": "PGD-10-AT step (reference)"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--model", nargs="+", choices=sorted(KINDS), default=["small_cnn", "resnet18"])
+    parser.add_argument("--batch-size", type=int, nargs="+", default=None,
+                        help="default: 64 and 128")
+    parser.add_argument("--repeat", type=int, default=None, help="rounds (default: 7 for small_cnn, 3 for resnet18)")
     args = parser.parse_args()
-    for batch_size in args.batch_size:
-        run(batch_size, args.repeat)
-        print()
+    for name in args.model:
+        batches = args.batch_size or [64, 128]
+        for batch_size in batches:
+            run(name, batch_size, args.repeat or (7 if name == "small_cnn" else 3))
+            print()
 
 
-def run(batch_size: int, repeat: int) -> None:
-    """Time every kind of step at one batch size, each against the standard step of the same run."""
+def build(name: str) -> tuple[nn.Module, list[nn.Module] | None]:
+    """A freshly initialized model and its LP-A3 feature layers (``None``: the attack's default)."""
+    if name == "small_cnn":
+        return SmallCNN(width=16, depth=4), None
+    model = create_model(name, num_classes=6)
+    return model, [model.layer1, model.layer2, model.layer3, model.layer4]
+
+
+def run(name: str, batch_size: int, repeat: int) -> None:
+    """Time every kind of step for one model and batch size, each against the standard step of the same run."""
     torch.manual_seed(0)
     data = ShapesTextures(n=256, size=32, seed=0, progress=False)
     images, labels, info = next(iter(DataLoader(data, batch_size=batch_size)))
 
     def trainer(kind: str) -> AdversarialTrainer:
-        model = SmallCNN(width=16, depth=4)
+        model, layers = build(name)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         if kind == "standard":
             return AdversarialTrainer(model, optimizer, progress=False)
@@ -54,14 +83,14 @@ def run(batch_size: int, repeat: int) -> None:
         if kind == "sat_masks":
             return SATTrainer(model, optimizer, weak_saliency="mask", progress=False)
         if kind == "lpa3":
-            t = LPA3Trainer(model, optimizer, warmup=0, ratio=0.1, progress=False)
+            t = LPA3Trainer(model, optimizer, layers=layers, warmup=0, ratio=0.1, progress=False)
             t.fit(data, epochs=1, batch_size=batch_size)  # fills the instability memory
             t._threshold = AF.selection_threshold(t.lpa3_memory["instability"], t.lpa3_ratio)
             return t
         attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=10)
         return AdversarialTrainer(model, optimizer, attack, progress=False)
 
-    trainers = {kind: trainer(kind) for kind in ("standard", "sat", "sat_online", "sat_masks", "lpa3", "pgd10")}
+    trainers = {kind: trainer(kind) for kind in KINDS[name]}
     memory = {k: v.clone() for k, v in trainers["lpa3"].lpa3_memory.items()}
     selected = (memory["instability"][info["index"]] >= trainers["lpa3"]._threshold).sum().item()
 
@@ -75,16 +104,13 @@ def run(batch_size: int, repeat: int) -> None:
     for _ in range(repeat):  # interleaved rounds, minimum per kind: robust on a shared (contended) machine
         for kind, t in trainers.items():
             t.model.train()
-            samples[kind].append(best_time(lambda kind=kind, t=t: step(kind, t), repeat=1, warmup=0))
+            # steps of one kind run back to back in training: one warm-up step, then the median of three
+            samples[kind].append(best_time(lambda kind=kind, t=t: step(kind, t), repeat=3, warmup=1))
     times = {kind: min(values) for kind, values in samples.items()}
     base = times["standard"]
-    print(f"standard step: {1000 * base:.1f} ms (batch {batch_size}, SmallCNN width 16, 32x32, "
-          f"{torch.get_num_threads()} threads)")
-    labels_ = {"sat": "SAT step (gradient saliency, cached) target <= 1.5x",
-               "sat_online": "SAT step (gradient saliency, on the fly)", "sat_masks": "SAT step (weak saliency, masks)",
-               "lpa3": f"LP-A3 step ({selected}/{batch_size} selected) target <= 2.5x",
-               "pgd10": "PGD-10-AT step (reference)"}
-    for kind, text in labels_.items():
+    print(f"{name}, batch {batch_size}, 32x32, {torch.get_num_threads()} threads: standard step {1000 * base:.1f} ms")
+    for kind in KINDS[name][1:]:
+        text = LABELS[kind].format(selected=selected, batch=batch_size)
         print(f"{text:52s}: {times[kind] / base:5.2f}x  ({1000 * times[kind]:.1f} ms)")
 
 

@@ -147,7 +147,7 @@ class LPA3(ModelSafeMixin, Attack):
                 reference = SF.normalize_flatten_features(features)
             start = (2 * torch.rand(images.shape, generator=self.generator) - 1) * self.init
             adv = self._project(images + start.to(images.device, images.dtype), images)
-            best, best_distance = images.clone(), torch.zeros(images.shape[0], device=images.device)
+            best, best_distance = images, torch.zeros(images.shape[0], device=images.device)
             for iteration in range(self.steps + 1):
                 step, multiplier = SF.lagrangian_schedule(iteration, self.steps, self.bound, self.lam)
                 searching = iteration < self.steps  # the last evaluation only updates the best feasible iterate
@@ -157,9 +157,9 @@ class LPA3(ModelSafeMixin, Attack):
                     log_prob = SF.label_log_prob(logits, labels)
                     distance = SF.feature_distance(features, reference)
                     drop = clean_log_prob - log_prob
-                with torch.no_grad():
+                with torch.no_grad():  # where, not boolean indexing: no host-device sync per step
                     better = (drop <= self.bound) & (distance > best_distance)
-                    best[better] = adv.detach()[better]
+                    best = torch.where(better.view(-1, 1, 1, 1), adv.detach(), best)
                     best_distance = torch.where(better, distance.detach(), best_distance)
                 if not searching:
                     break
@@ -169,7 +169,9 @@ class LPA3(ModelSafeMixin, Attack):
                     direction = SF.normalized_gradient(gradient)
                     probe = SF.label_log_prob(self._logits_and_features(adv - self.h * direction, store)[0], labels)
                     sensitivity = (log_prob.detach() - probe).abs() / self.h
-                    adv = self._project(adv.detach() + SF.lagrangian_step(gradient, sensitivity, step), images)
+                    # = SF.lagrangian_step(gradient, sensitivity, step), reusing the unit gradient computed above
+                    scale = (step / (sensitivity + 1e-4)).view(-1, 1, 1, 1)
+                    adv = self._project(adv.detach() - direction * scale, images)
         return (best if self.feasible else adv).detach()
 
 
