@@ -169,9 +169,7 @@ class LPA3(ModelSafeMixin, Attack):
                     direction = SF.normalized_gradient(gradient)
                     probe = SF.label_log_prob(self._logits_and_features(adv - self.h * direction, store)[0], labels)
                     sensitivity = (log_prob.detach() - probe).abs() / self.h
-                    # = SF.lagrangian_step(gradient, sensitivity, step), reusing the unit gradient computed above
-                    scale = (step / (sensitivity + 1e-4)).view(-1, 1, 1, 1)
-                    adv = self._project(adv.detach() - direction * scale, images)
+                    adv = self._project(adv.detach() + SF.lagrangian_step(gradient, sensitivity, step), images)
         return (best if self.feasible else adv).detach()
 
 
