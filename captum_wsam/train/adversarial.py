@@ -10,7 +10,9 @@ Losses (per batch; :math:`x'` from the attack, :math:`J` the cross-entropy):
   Accuracy", arXiv:1901.08573): :math:`J(x, y) + \\beta \\, \\mathrm{KL}(p(x) \\,\\|\\, p(x'))`;
 - LP-A3 (Yang et al. 2022, arXiv:2211.00824), when the attack is an :class:`~captum_wsam.attacks.LPA3`:
   :math:`J(x, y) + w \\, J(x'_S, \\hat y_S)` on the set :math:`S` of the ``ratio`` most unstable samples (EMA of the
-  KL change of their predictions), after ``warmup`` epochs.
+  KL change of their predictions), after ``warmup`` epochs. When the model has BatchNorm in training mode, a batch
+  that selects a single sample (on any rank) adds no LP-A3 term: training-mode BatchNorm cannot normalize one sample
+  (it raises at a :math:`1 \times 1` map, as in ResNet's last stage on 32x32 images).
 
 Style-augmented training (StyleAugment, seed 000 of the issue) is the ``augment`` argument: any batch callable
 (a Kornia augmentation, :class:`~captum_wsam.augment.StyleAugment`) applied with probability ``augment_p`` per batch.
@@ -32,6 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
@@ -525,7 +528,9 @@ class AdversarialTrainer:
                     raise ValueError("LP-A3 needs the sample index in the batch info: info['index']")
                 index = torch.as_tensor(info["index"], device=self.device)
                 selected = self._lpa3_update(index, logits, self._dataset_size)
-                if self._all_ranks(epoch >= self.lpa3_warmup and bool(selected.any())):
+                # training-mode BatchNorm cannot normalize a single sample: such a batch adds no LP-A3 term
+                fewest = 2 if any(isinstance(m, _BatchNorm) and m.training for m in self.model.modules()) else 1
+                if self._all_ranks(epoch >= self.lpa3_warmup and int(selected.sum()) >= fewest):
                     targets = logits.detach().argmax(1) if self.lpa3_target == "pred" else labels
                     augmented = self._attack_call(images[selected], targets[selected], **kwargs)
                     loss = loss + self.lpa3_weight * F.cross_entropy(net(augmented), targets[selected])

@@ -345,3 +345,28 @@ def test_interrupted_mid_epoch_and_resumed_equals_uninterrupted(tmp_path, monkey
     resumed, _ = run(tmp_path / "cut", 3, "sat", resume=True, seed=5)
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_lpa3_skips_a_single_selected_sample_under_training_batchnorm(tiny_data, monkeypatch):
+    # a BatchNorm on a 1x1 map (ResNet's last stage at 32x32) raises on one sample in training mode: one selected
+    # sample adds no LP-A3 term (the step is the plain step); two selected samples are augmented
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(4, 6))
+    calls = []
+    original = LPA3.forward
+    monkeypatch.setattr(LPA3, "forward", lambda self, x, y=None: calls.append(len(x)) or original(self, x, y))
+    trainer = LPA3Trainer(model, sgd(model), warmup=0, steps=1, progress=False)
+    images, labels, info = next(iter(torch.utils.data.DataLoader(tiny_data, batch_size=8)))
+    trainer._dataset_size = len(tiny_data)  # as fit sets it
+    for chosen in (1, 2):
+        size = len(tiny_data)
+        trainer.lpa3_memory = {"instability": torch.zeros(size), "probs": torch.full((size, 6), 1 / 6)}
+        trainer.lpa3_memory["instability"][info["index"][:chosen]] = 1.0
+        trainer._threshold = 0.5
+        model.train()
+        loss, _ = trainer.train_step(images, labels, info, epoch=1)
+        assert torch.isfinite(loss)
+    assert calls == [2]
+    with pytest.raises(ValueError, match="more than 1 value"):  # what the guard avoids
+        model(images[:1])
