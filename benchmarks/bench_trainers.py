@@ -76,13 +76,11 @@ def lpa3_passes(t: AdversarialTrainer, images: Tensor, labels: Tensor, chosen: T
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", nargs="+", choices=sorted(KINDS), default=["small_cnn", "resnet18"])
-    parser.add_argument("--batch-size", type=int, nargs="+", default=None,
-                        help="default: 64 and 128")
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--repeat", type=int, default=None, help="rounds (default: 7 for small_cnn, 3 for resnet18)")
     args = parser.parse_args()
     for name in args.model:
-        batches = args.batch_size or [64, 128]
-        for batch_size in batches:
+        for batch_size in args.batch_size:
             run(name, batch_size, args.repeat or (7 if name == "small_cnn" else 3))
             print()
 

@@ -528,9 +528,10 @@ class AdversarialTrainer:
                     raise ValueError("LP-A3 needs the sample index in the batch info: info['index']")
                 index = torch.as_tensor(info["index"], device=self.device)
                 selected = self._lpa3_update(index, logits, self._dataset_size)
-                # training-mode BatchNorm cannot normalize a single sample: such a batch adds no LP-A3 term
-                fewest = 2 if any(isinstance(m, _BatchNorm) and m.training for m in self.model.modules()) else 1
-                if self._all_ranks(epoch >= self.lpa3_warmup and int(selected.sum()) >= fewest):
+                count = int(selected.sum())
+                if count == 1:  # training-mode BatchNorm cannot normalize one sample: such a batch adds no LP-A3 term
+                    count = 0 if any(isinstance(m, _BatchNorm) and m.training for m in self.model.modules()) else 1
+                if self._all_ranks(epoch >= self.lpa3_warmup and count > 0):
                     targets = logits.detach().argmax(1) if self.lpa3_target == "pred" else labels
                     augmented = self._attack_call(images[selected], targets[selected], **kwargs)
                     loss = loss + self.lpa3_weight * F.cross_entropy(net(augmented), targets[selected])
