@@ -372,7 +372,9 @@ def lagrangian_objective(distance: Tensor, drop: Tensor, bound: float, multiplie
     return -distance + multiplier * F.relu(drop - bound)
 
 
-def lagrangian_step(gradient: Tensor, sensitivity: Tensor, step: float, eps: float = 1e-8) -> Tensor:
+def lagrangian_step(
+    gradient: Tensor, sensitivity: Tensor, step: float, eps: float = 1e-8, *, direction: Tensor | None = None
+) -> Tensor:
     """Fast-Lagrangian update: normalized gradient descent, length divided by the constraint's sensitivity.
 
     .. math:: \\Delta = -\\frac{\\eta}{\\sigma + 10^{-4}} \\frac{\\nabla \\mathcal{L}}{\\|\\nabla \\mathcal{L}\\|_2},
@@ -385,6 +387,8 @@ def lagrangian_step(gradient: Tensor, sensitivity: Tensor, step: float, eps: flo
         sensitivity: :math:`\\sigma`, :math:`(B,)` (see :func:`normalized_gradient` for :math:`\\hat g`).
         step: :math:`\\eta`.
         eps: guard for a zero gradient.
+        direction: :math:`\\hat g` when the caller already has it (``normalized_gradient(gradient, eps)``); saves
+            recomputing it.
 
     Returns:
         :math:`\\Delta`, shape of ``gradient``.
@@ -394,8 +398,14 @@ def lagrangian_step(gradient: Tensor, sensitivity: Tensor, step: float, eps: flo
         >>> round(d.norm().item(), 3)
         1.0
     """
+    if direction is None:
+        direction = normalized_gradient(gradient, eps)
+    elif direction.shape != gradient.shape:
+        raise ValueError(
+            f"direction must have the shape of gradient {tuple(gradient.shape)}, got {tuple(direction.shape)}"
+        )
     scale = step / (sensitivity + 1e-4)
-    return -normalized_gradient(gradient, eps) * scale.view(-1, *([1] * (gradient.dim() - 1)))
+    return -direction * scale.view(-1, *([1] * (gradient.dim() - 1)))
 
 
 def normalized_gradient(gradient: Tensor, eps: float = 1e-8) -> Tensor:

@@ -148,7 +148,8 @@ class LPA3(ModelSafeMixin, Attack):
             start = (2 * torch.rand(images.shape, generator=self.generator) - 1) * self.init
             adv = self._project(images + start.to(images.device, images.dtype), images)
             best, best_distance = images, torch.zeros(images.shape[0], device=images.device)
-            for iteration in range(self.steps + 1):
+            # the official code returns the last iterate unevaluated; feasible=True evaluates it once more (no gradient)
+            for iteration in range(self.steps + 1 if self.feasible else self.steps):
                 step, multiplier = SF.lagrangian_schedule(iteration, self.steps, self.bound, self.lam)
                 searching = iteration < self.steps  # the last evaluation only updates the best feasible iterate
                 adv.requires_grad_(searching)
@@ -157,10 +158,11 @@ class LPA3(ModelSafeMixin, Attack):
                     log_prob = SF.label_log_prob(logits, labels)
                     distance = SF.feature_distance(features, reference)
                     drop = clean_log_prob - log_prob
-                with torch.no_grad():  # where, not boolean indexing: no host-device sync per step
-                    better = (drop <= self.bound) & (distance > best_distance)
-                    best = torch.where(better.view(-1, 1, 1, 1), adv.detach(), best)
-                    best_distance = torch.where(better, distance.detach(), best_distance)
+                if self.feasible:
+                    with torch.no_grad():  # where, not boolean indexing: no host-device sync per step
+                        better = (drop <= self.bound) & (distance > best_distance)
+                        best = torch.where(better.view(-1, 1, 1, 1), adv.detach(), best)
+                        best_distance = torch.where(better, distance.detach(), best_distance)
                 if not searching:
                     break
                 objective = SF.lagrangian_objective(distance, drop, self.bound, multiplier).sum()
@@ -169,7 +171,8 @@ class LPA3(ModelSafeMixin, Attack):
                     direction = SF.normalized_gradient(gradient)
                     probe = SF.label_log_prob(self._logits_and_features(adv - self.h * direction, store)[0], labels)
                     sensitivity = (log_prob.detach() - probe).abs() / self.h
-                    adv = self._project(adv.detach() + SF.lagrangian_step(gradient, sensitivity, step), images)
+                    update = SF.lagrangian_step(gradient, sensitivity, step, direction=direction)
+                    adv = self._project(adv.detach() + update, images)
         return (best if self.feasible else adv).detach()
 
 

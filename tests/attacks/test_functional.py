@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 import torch
 
 from captum_wsam.attacks import functional as SF
@@ -101,3 +102,7 @@ def test_lagrangian_schedule_and_step():
     norms = delta.flatten(1).norm(dim=1)
     torch.testing.assert_close(norms, 0.1 / (sens + 1e-4), rtol=1e-6, atol=0)
     assert (delta.flatten(1) * grad.flatten(1)).sum(1).lt(0).all()  # a descent direction
+    # a direction the caller already computed gives the same step; one of another shape is refused
+    torch.testing.assert_close(SF.lagrangian_step(grad, sens, 0.1, direction=SF.normalized_gradient(grad)), delta)
+    with pytest.raises(ValueError, match="direction"):
+        SF.lagrangian_step(grad, sens, 0.1, direction=grad[:2])

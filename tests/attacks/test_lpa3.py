@@ -87,6 +87,20 @@ def test_fast_lagrangian_matches_float64_reference(setup):
     torch.testing.assert_close(adv, ref.detach())
 
 
+@pytest.mark.parametrize("feasible, passes", [(False, 1 + 2 * 3), (True, 1 + 2 * 3 + 1)])
+def test_model_passes(setup, feasible, passes):
+    # the official count: a reference pass, then per step one pass with gradient and one probe; feasible=True adds one
+    # pass to certify the last iterate, feasible=False returns it unevaluated as the official code does
+    model, images = setup
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        LPA3(model, steps=3, feasible=feasible, generator=torch.Generator().manual_seed(0))(images)
+    finally:
+        handle.remove()
+    assert len(calls) == passes
+
+
 def test_layers_labels_and_errors(setup):
     model, images = setup
     labels = torch.zeros(6, dtype=torch.long)
