@@ -532,9 +532,9 @@ class AdversarialTrainer:
                 if count == 1:  # training-mode BatchNorm cannot normalize one sample: such a batch adds no LP-A3 term
                     count = 0 if any(isinstance(m, _BatchNorm) and m.training for m in self.model.modules()) else 1
                 if self._all_ranks(epoch >= self.lpa3_warmup and count > 0):
-                    targets = logits.detach().argmax(1) if self.lpa3_target == "pred" else labels
-                    augmented = self._attack_call(images[selected], targets[selected], **kwargs)
-                    loss = loss + self.lpa3_weight * F.cross_entropy(net(augmented), targets[selected])
+                    targets = (logits.detach().argmax(1) if self.lpa3_target == "pred" else labels)[selected]
+                    augmented = self._attack_call(images[selected], targets, **kwargs)
+                    loss = loss + self.lpa3_weight * F.cross_entropy(net(augmented), targets)
         if source is not None and self.saliency_cache == "logit":  # one input-only backward on the retained graph
             score = self.scaler.scale(logits.gather(1, labels[:, None]).sum())  # scaled: no fp16 underflow
             self._store_saliency(cache_index, torch.autograd.grad(score, source, retain_graph=True)[0])
