@@ -58,6 +58,26 @@ def frozen_parameters(model: object) -> Iterator[None]:
 
 
 @contextmanager
+def kept_buffers(model: object) -> Iterator[None]:
+    """Restore every buffer of ``model`` bitwise on exit (BatchNorm running statistics, ``num_batches_tracked``).
+
+    >>> bn = torch.nn.BatchNorm1d(2).train()
+    >>> with kept_buffers(bn):
+    ...     _ = bn(torch.randn(4, 2) + 5)
+    >>> bn.running_mean.tolist(), int(bn.num_batches_tracked)
+    ([0.0, 0.0], 0)
+    """
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if isinstance(model, nn.Module) else []
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in buffers:
+                if not torch.equal(buffer, value):
+                    buffer.copy_(value)
+
+
+@contextmanager
 def preserved_grads(tensors: Iterable[Tensor]) -> Iterator[None]:
     """Restore ``.grad`` of ``tensors`` on exit: ``None`` stays ``None``, existing gradients keep their values."""
     saved = [(t, t.grad, None if t.grad is None else t.grad.detach().clone()) for t in tensors]
@@ -113,4 +133,4 @@ def untouched(model: object, *inputs: Tensor) -> Iterator[None]:
                 tensor.requires_grad_(flag)
 
 
-__all__ = ["eval_mode", "frozen_parameters", "hook_handles", "preserved_grads", "untouched"]
+__all__ = ["eval_mode", "frozen_parameters", "hook_handles", "kept_buffers", "preserved_grads", "untouched"]

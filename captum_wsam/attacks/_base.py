@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_images, check_in_range, check_tensor, check_type, check_unit_range
-from .._state import untouched
+from .._state import kept_buffers, untouched
 
 
 def check_eps(eps: Any, name: str = "eps") -> float:
@@ -40,18 +40,13 @@ class ModelSafeMixin:
     """
 
     def __call__(self, inputs: Tensor, labels: Tensor | None = None, *args: Any, **kwargs: Any) -> Tensor:
-        model = self.model
-        buffers = [(b, b.detach().clone()) for b in model.buffers()]
         normalization_applied = self._normalization_applied
         try:
-            with untouched(model), torch.enable_grad():  # works inside the caller's no_grad blocks too
+            # enable_grad: works inside the caller's no_grad blocks too
+            with kept_buffers(self.model), untouched(self.model), torch.enable_grad():
                 return super().__call__(inputs, labels, *args, **kwargs)
         finally:
             self._set_normalization_applied(normalization_applied)
-            with torch.no_grad():
-                for buffer, value in buffers:
-                    if not torch.equal(buffer, value):
-                        buffer.copy_(value)
 
     def _prepare(self, images: Any, labels: Any = None, require_labels: bool = False) -> tuple[Tensor, Tensor | None]:
         """Validate ``images`` (float :math:`(B, C, H, W)` in [0, 1]) and ``labels``; return detached copies."""

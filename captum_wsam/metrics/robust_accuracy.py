@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .._checks import check_positive_int, check_type
-from .._state import eval_mode, untouched
+from .._state import eval_mode, kept_buffers, untouched
 from ..attacks._base import check_labels
 
 
@@ -75,26 +75,19 @@ def robust_accuracy(
     device = next(model.parameters()).device
     correct = dict.fromkeys(["clean", *attacks], 0)
     seen = 0
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    try:
-        with eval_mode(model), untouched(model):
-            for batch in tqdm(loader, desc="robust accuracy", disable=not progress, leave=False):
-                images, labels = _split(batch)
-                images, labels = images.to(device), labels.to(device)
+    with kept_buffers(model), eval_mode(model), untouched(model):
+        for batch in tqdm(loader, desc="robust accuracy", disable=not progress, leave=False):
+            images, labels = _split(batch)
+            images, labels = images.to(device), labels.to(device)
+            with torch.no_grad():
+                logits = model(images)
+            check_labels(labels, len(images), logits.shape[1])
+            correct["clean"] += (logits.argmax(1) == labels).sum().item()
+            for name, attack in attacks.items():
+                adv = attack(images, labels)
                 with torch.no_grad():
-                    logits = model(images)
-                check_labels(labels, len(images), logits.shape[1])
-                correct["clean"] += (logits.argmax(1) == labels).sum().item()
-                for name, attack in attacks.items():
-                    adv = attack(images, labels)
-                    with torch.no_grad():
-                        correct[name] += (model(adv).argmax(1) == labels).sum().item()
-                seen += len(labels)
-    finally:
-        with torch.no_grad():
-            for buffer, value in buffers:
-                if not torch.equal(buffer, value):
-                    buffer.copy_(value)
+                    correct[name] += (model(adv).argmax(1) == labels).sum().item()
+            seen += len(labels)
     if seen == 0:
         raise ValueError("loader must yield at least one batch, got an empty loader")
     return {name: count / seen for name, count in correct.items()}
