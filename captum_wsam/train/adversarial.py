@@ -12,7 +12,10 @@ Losses (per batch; :math:`x'` from the attack, :math:`J` the cross-entropy):
   :math:`J(x, y) + w \\, J(x'_S, \\hat y_S)` on the set :math:`S` of the ``ratio`` most unstable samples (EMA of the
   KL change of their predictions), after ``warmup`` epochs. When the model has BatchNorm in training mode, a batch
   that selects a single sample (on any rank) adds no LP-A3 term: training-mode BatchNorm cannot normalize one sample
-  (it raises at a :math:`1 \times 1` map, as in ResNet's last stage on 32x32 images).
+  (it raises at a :math:`1 \\times 1` map, as in ResNet's last stage on 32x32 images). The augmented samples pass
+  through the model in a training forward of their own: BatchNorm normalizes them with their own batch statistics,
+  as the auxiliary BatchNorm of the official code does, but (a generic trainer cannot add layers) through the model's
+  own layers, whose running statistics they also update.
 
 Style-augmented training (StyleAugment, seed 000 of the issue) is the ``augment`` argument: any batch callable
 (a Kornia augmentation, :class:`~captum_wsam.augment.StyleAugment`) applied with probability ``augment_p`` per batch.
