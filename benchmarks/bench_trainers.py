@@ -12,11 +12,11 @@ Two models, 32x32 ShapesTextures, CPU, batch 64 and 128 (128 is the batch size o
   minutes per round).
 
 LP-A3 attacks only the ``ratio`` (0.1) most unstable samples, with 12 forward and 5 input-backward passes each. How
-many fall in one batch varies (4 to 10 of 64 here), so every kind is timed over a whole epoch of the 256-image set (4
-batches of 64, 2 of 128), where exactly 10 % are selected: the ratio of epoch times is the mean cost of a step. CPU
-kernels are least efficient on the small selected batches, so the LP-A3 ratio is highest on the smallest model. In each
-round every kind's epoch (after one warm-up step) directly follows a standard epoch; the median of these paired ratios
-over the rounds is printed with its range.
+many fall in one batch varies (4 to 10 of 64 here), so every kind is timed over a whole epoch of the 256-image set
+(4 batches of 64, 2 of 128), of which 10 % (26 images) are selected: the ratio of epoch times is the mean cost of a
+step. CPU kernels are least efficient on the small selected batches, so the LP-A3 ratio is highest on the smallest
+model. In each round every kind's epoch (after one warm-up step) directly follows a standard epoch; the median of these
+paired ratios over the rounds is printed with its range.
 
 Run: ``python benchmarks/bench_trainers.py [--model small_cnn resnet18] [--batch-size 64 128]``
 """
@@ -51,9 +51,10 @@ def lpa3_passes(t: AdversarialTrainer, images: Tensor, labels: Tensor, chosen: T
     """A standard step plus only the model passes an LP-A3 step needs on the ``chosen`` samples: the floor.
 
     The official fast-Lagrangian attack makes 1 + 2N forward passes (reference, then per step one with gradient and one
-    probe) and N input-gradient backward passes; ``LPA3`` adds one forward to certify its returned iterate; the
-    training loss adds a forward and backward of the augmented samples. No feature distance, hooks or bookkeeping:
-    whatever an implementation adds shows as the gap between this row and the LP-A3 row.
+    probe) and N input-gradient backward passes; ``LPA3(feasible=True)`` (the default) adds one forward to certify
+    the iterate it returns; the training loss adds a forward and backward of the augmented samples. No feature
+    distance, hooks or bookkeeping: whatever an implementation adds shows as the gap between this row and the LP-A3
+    row.
     """
     model, x = t.model, images[chosen]
     loss = F.cross_entropy(model(images), labels)
