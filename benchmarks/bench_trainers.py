@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
 from captum_wsam import _state
@@ -59,7 +60,7 @@ def lpa3_passes(t: AdversarialTrainer, images: Tensor, labels: Tensor, chosen: T
     model, x = t.model, images[chosen]
     loss = F.cross_entropy(model(images), labels)
     count = x.shape[0]  # the trainer's rule: no LP-A3 term without samples, or one under training-mode BatchNorm
-    if count == 0 or (count == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())):
+    if count == 0 or (count == 1 and any(isinstance(m, _BatchNorm) and m.training for m in model.modules())):
         t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t.optimizer.step()
@@ -174,6 +175,7 @@ def run(name: str, batch_size: int, repeat: int) -> None:
         text = LABELS[kind].format(selected=sum(selected) / len(batches), batch=batch_size)
         print(f"{text:52s}: {statistics.median(ratios[kind]):5.2f}x  (rounds {min(ratios[kind]):.2f}-"
               f"{max(ratios[kind]):.2f}x, {1000 * statistics.median(samples[kind]) / len(batches):.1f} ms)")
+
 
 if __name__ == "__main__":
     main()
