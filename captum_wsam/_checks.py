@@ -67,6 +67,31 @@ def check_unit_range(value: Tensor, name: str = "inputs", *, tol: float = 1e-6) 
         )
 
 
+def check_finite(value: Any, name: str = "inputs") -> None:
+    """Raise ``ValueError`` if a tensor (or any tensor of a tuple/list) holds NaN or ±inf.
+
+    One fused reduction per tensor (``torch.isfinite(x).all()``), cheap next to any model pass; non-float tensors are
+    finite by construction and skipped.
+
+    >>> check_finite(torch.tensor([0.0, float("nan")]), "inputs")
+    Traceback (most recent call last):
+    ...
+    ValueError: inputs must be finite, got 1 non-finite value(s) (NaN or inf) in a tensor of shape (2,)
+    """
+    if isinstance(value, (tuple, list)):
+        for index, item in enumerate(value):
+            check_finite(item, f"{name}[{index}]")
+        return
+    if not isinstance(value, Tensor) or not (value.is_floating_point() or value.is_complex()):
+        return
+    if not bool(torch.isfinite(value).all()):
+        count = int((~torch.isfinite(value)).sum())
+        raise ValueError(
+            f"{name} must be finite, got {count} non-finite value(s) (NaN or inf) in a tensor of shape "
+            f"{tuple(value.shape)}"
+        )
+
+
 def check_number(value: Any, name: str) -> None:
     """Raise ``TypeError`` unless ``value`` is a finite real number (bool excluded)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -161,6 +186,7 @@ def check_target(target: Any, num_classes: int, batch_size: int, name: str = "ta
 
 __all__ = [
     "check_choice",
+    "check_finite",
     "check_images",
     "check_in_range",
     "check_number",
