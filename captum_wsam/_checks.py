@@ -92,6 +92,99 @@ def check_finite(value: Any, name: str = "inputs") -> None:
         )
 
 
+def check_style_index(style: Any, num_styles: int | None, name: str = "style") -> None:
+    """Raise unless ``style`` is an index into a bank of ``num_styles`` styles or an integer tensor of such indices.
+
+    ``num_styles=None`` (a bank without a size) checks the type only.
+
+    >>> check_style_index(5, 4, "style")
+    Traceback (most recent call last):
+    ...
+    ValueError: style must lie in [0, 3] for a bank of 4 styles, got 5
+    """
+    if isinstance(style, Tensor):
+        if style.is_floating_point() or style.is_complex() or style.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer style indices, got dtype {style.dtype}")
+        if num_styles is not None and style.numel() and (style.min() < 0 or style.max() >= num_styles):
+            raise ValueError(f"{name} must lie in [0, {num_styles - 1}] for a bank of {num_styles} styles, "
+                             f"got {style.reshape(-1).tolist()}")
+        return
+    if isinstance(style, bool) or not isinstance(style, int):
+        raise TypeError(f"{name} must be an int style index or an integer tensor, got {type(style).__name__}")
+    if num_styles is not None and not 0 <= style < num_styles:
+        raise ValueError(f"{name} must lie in [0, {num_styles - 1}] for a bank of {num_styles} styles, got {style}")
+
+
+def check_alphas(alphas: Any, name: str = "alphas") -> tuple[float, ...]:
+    """Check a non-empty sequence (or tensor) of style intensities α in [0, 1]; return them as floats.
+
+    >>> check_alphas((0.2, 1.0))
+    (0.2, 1.0)
+    >>> check_alphas([0.5, 1.5])
+    Traceback (most recent call last):
+    ...
+    ValueError: alphas must lie in [0.0, 1.0], got 1.5
+    """
+    if isinstance(alphas, Tensor):
+        if not alphas.is_floating_point():
+            raise TypeError(f"{name} must hold floating-point intensities, got dtype {alphas.dtype}")
+        alphas = alphas.reshape(-1).tolist()
+    if not isinstance(alphas, (list, tuple)):
+        raise TypeError(f"{name} must be a sequence of numbers in [0, 1], got {type(alphas).__name__}")
+    if len(alphas) == 0:
+        raise ValueError(f"{name} must not be empty, got ()")
+    for value in alphas:
+        check_in_range(value, name, 0.0, 1.0)
+    return tuple(float(a) for a in alphas)
+
+
+def check_normalization(normalization: Any, channels: int | None = None, name: str = "normalization") -> None:
+    """Raise unless ``normalization`` is ``None`` or a ``(mean, std)`` pair of per-channel sequences or tensors.
+
+    torchattacks' ``set_normalization_used(mean, std)`` convention: every std must be finite and > 0; with
+    ``channels`` both must hold one value per channel.
+
+    >>> check_normalization(((0.5, 0.5, 0.5), (0.0, 1.0, 1.0)))
+    Traceback (most recent call last):
+    ...
+    ValueError: normalization std must be finite and > 0, got [0.0, 1.0, 1.0]
+    """
+    if normalization is None:
+        return
+    if not isinstance(normalization, (tuple, list)) or len(normalization) != 2:
+        raise TypeError(f"{name} must be a (mean, std) pair, got {_describe(normalization)}")
+    values = []
+    for part, label in zip(normalization, ("mean", "std")):
+        if isinstance(part, Tensor):
+            part = part.detach().reshape(-1).tolist()
+        elif isinstance(part, (int, float)) and not isinstance(part, bool):
+            part = [part]
+        if not isinstance(part, (list, tuple)) or not part:
+            raise TypeError(f"{name} {label} must be a non-empty sequence of numbers, got {_describe(part)}")
+        for value in part:
+            check_number(value, f"{name} {label}")
+        values.append([float(v) for v in part])
+    std = values[1]
+    if any(s <= 0 for s in std):
+        raise ValueError(f"{name} std must be finite and > 0, got {std}")
+    if channels is not None:
+        for part, label in zip(values, ("mean", "std")):
+            if len(part) not in (1, channels):
+                raise ValueError(f"{name} {label} must hold 1 or {channels} values (one per channel), got {part}")
+
+
+def check_grad_allowed(name: str) -> None:
+    """Raise ``RuntimeError`` under ``torch.inference_mode()``, where no gradient can be computed at all.
+
+    ``torch.no_grad()`` is fine: the methods turn gradients on for their own passes (as Captum's do).
+    """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            f"{name} computes gradients, which torch.inference_mode() forbids; call it outside inference mode "
+            "(torch.no_grad() is fine: gradients are turned on for its own passes)"
+        )
+
+
 def check_number(value: Any, name: str) -> None:
     """Raise ``TypeError`` unless ``value`` is a finite real number (bool excluded)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -185,13 +278,17 @@ def check_target(target: Any, num_classes: int, batch_size: int, name: str = "ta
 
 
 __all__ = [
+    "check_alphas",
     "check_choice",
     "check_finite",
+    "check_grad_allowed",
     "check_images",
     "check_in_range",
+    "check_normalization",
     "check_number",
     "check_positive_int",
     "check_range_pair",
+    "check_style_index",
     "check_submodule",
     "check_target",
     "check_tensor",
