@@ -1,5 +1,6 @@
 """Kornia augmentations: StyleAugment and the shape/texture probes (each a true Kornia augmentation)."""
 
+from .backend import StyleBackend, check_style_backend
 from .jackson import JacksonStyleNet
 from .linear_transfer import LinearStyleTransfer
 from .plot import plot_style_grid
@@ -14,7 +15,9 @@ __all__ = [
     "RandomSaturation",
     "Saturation",
     "StyleAugment",
+    "StyleBackend",
     "StyleBank",
+    "check_style_backend",
     "plot_style_grid",
     "procedural_styles",
 ]
