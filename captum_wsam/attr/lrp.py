@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from captum._utils.common import _format_additional_forward_args, _select_targets
 from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_images, check_number, check_target, check_tensor, check_type
+from .._compat import _format_additional_forward_args, _select_targets
 from .._state import eval_mode, frozen_parameters, hook_handles, untouched
 from .._typing import TargetType
 from .lrp_canonizers import BATCH_NORM_TYPES, LINEAR_TYPES, Canonizer, ForwardPatch, layer_function, out_of_place_relu

@@ -24,13 +24,12 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
-from captum._utils.common import _format_additional_forward_args, _select_targets
-from captum._utils.gradient import compute_layer_gradients_and_eval
 from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
 from .._checks import check_images, check_in_range, check_submodule, check_target, check_type
+from .._compat import _format_additional_forward_args, _select_targets, compute_layer_gradients_and_eval
 from .._state import eval_mode, frozen_parameters, untouched
 from .._typing import ForwardFunc, TargetType
 from .functional import grad_cam_map

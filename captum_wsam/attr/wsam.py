@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from captum._utils.common import _format_additional_forward_args
 from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_images, check_in_range, check_positive_int, check_type
+from .._compat import _format_additional_forward_args
 from .._typing import ForwardFunc, TargetType
 from .functional import WEIGHTINGS, chunk_slices, weighted_style_average, wsam_weights
 from .sam import (
