@@ -3,6 +3,12 @@
 Every method of the package that registers hooks, switches modes, freezes parameters or runs a backward pass does so
 inside one of these, so that the model leaves a call exactly as it came in, even when the call raises.
 
+Reentrant and thread-safe: each manager that changes a model holds that model's own reentrant lock
+(:func:`exclusive`) from its snapshot to its restore. Nested managers in one thread therefore restore in stack order,
+and calls from several threads on one model run one after the other, each seeing and restoring the model's true
+state (without the lock, thread B would snapshot the eval mode and frozen parameters thread A had set, and restore
+them for good). Models are keyed weakly by identity; nothing is stored on the model.
+
 >>> import torch
 >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).train()
 >>> with eval_mode(model), frozen_parameters(model):
@@ -14,12 +20,56 @@ inside one of these, so that the model leaves a call exactly as it came in, even
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
+
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_owner(model: nn.Module) -> nn.Module:
+    """The module whose lock guards ``model``: a ``DataParallel``/DDP wrapper shares the lock of the wrapped model."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def model_lock(model: object) -> threading.RLock | None:
+    """The reentrant lock of ``model`` (created on first use; ``None`` for a callable that is not an ``nn.Module``)."""
+    if not isinstance(model, nn.Module):
+        return None
+    owner = _lock_owner(model)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(owner)
+        if lock is None:
+            lock = threading.RLock()
+            _LOCKS[owner] = lock
+        return lock
+
+
+@contextmanager
+def exclusive(model: object) -> Iterator[None]:
+    """Hold ``model``'s reentrant lock: other threads' guarded calls on the same model wait; the same thread may nest.
+
+    Every other manager of this module that changes a model takes this lock itself; use it directly around work that
+    patches a model outside them (e.g. replacing ``forward``) so that it is serialized with them.
+
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> with exclusive(layer), exclusive(layer):  # reentrant
+    ...     model_lock(layer) is model_lock(layer)
+    True
+    """
+    lock = model_lock(model)
+    if lock is None:
+        yield
+        return
+    with lock:
+        yield
 
 
 @contextmanager
@@ -32,13 +82,14 @@ def eval_mode(model: object) -> Iterator[None]:
     if not isinstance(model, nn.Module):
         yield
         return
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
+    with exclusive(model):
+        flags = [(m, m.training) for m in model.modules()]
+        try:
+            model.eval()
+            yield
+        finally:
+            for module, flag in flags:
+                module.training = flag
 
 
 @contextmanager
@@ -47,14 +98,15 @@ def frozen_parameters(model: object) -> Iterator[None]:
     if not isinstance(model, nn.Module):
         yield
         return
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
+    with exclusive(model):
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        try:
+            for p, _ in flags:
+                p.requires_grad_(False)
+            yield
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
 
 
 @contextmanager
@@ -67,14 +119,15 @@ def kept_buffers(model: object) -> Iterator[None]:
     >>> bn.running_mean.tolist(), int(bn.num_batches_tracked)
     ([0.0, 0.0], 0)
     """
-    buffers = [(b, b.detach().clone()) for b in model.buffers()] if isinstance(model, nn.Module) else []
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for buffer, value in buffers:
-                if not torch.equal(buffer, value):
-                    buffer.copy_(value)
+    with exclusive(model):
+        buffers = [(b, b.detach().clone()) for b in model.buffers()] if isinstance(model, nn.Module) else []
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for buffer, value in buffers:
+                    if not torch.equal(buffer, value):
+                        buffer.copy_(value)
 
 
 @contextmanager
@@ -116,21 +169,32 @@ def untouched(model: object, *inputs: Tensor) -> Iterator[None]:
     """Everything a method may change while attributing, restored on exit: modes, ``requires_grad`` and ``.grad``.
 
     Each module keeps its ``training`` flag; parameters and leaf inputs keep ``requires_grad`` and ``.grad``. Hooks are
-    not covered here: register them through :func:`hook_handles`.
+    not covered here: register them through :func:`hook_handles` inside this block (the model's lock is held, so
+    another thread's hooks never see this thread's forward passes).
     """
-    modules = list(model.modules()) if isinstance(model, nn.Module) else []
-    params = list(model.parameters()) if isinstance(model, nn.Module) else []
-    tensors = [t for t in inputs if isinstance(t, Tensor)]
-    modes = [(m, m.training) for m in modules]
-    flags = [(t, t.requires_grad) for t in params + tensors if t.is_leaf]
-    with preserved_grads(params + tensors):
-        try:
-            yield
-        finally:
-            for module, flag in modes:
-                module.training = flag
-            for tensor, flag in flags:
-                tensor.requires_grad_(flag)
+    with exclusive(model):
+        modules = list(model.modules()) if isinstance(model, nn.Module) else []
+        params = list(model.parameters()) if isinstance(model, nn.Module) else []
+        tensors = [t for t in inputs if isinstance(t, Tensor)]
+        modes = [(m, m.training) for m in modules]
+        flags = [(t, t.requires_grad) for t in params + tensors if t.is_leaf]
+        with preserved_grads(params + tensors):
+            try:
+                yield
+            finally:
+                for module, flag in modes:
+                    module.training = flag
+                for tensor, flag in flags:
+                    tensor.requires_grad_(flag)
 
 
-__all__ = ["eval_mode", "frozen_parameters", "hook_handles", "kept_buffers", "preserved_grads", "untouched"]
+__all__ = [
+    "eval_mode",
+    "exclusive",
+    "frozen_parameters",
+    "hook_handles",
+    "kept_buffers",
+    "model_lock",
+    "preserved_grads",
+    "untouched",
+]
