@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._checks import check_images, check_in_range, check_tensor, check_type, check_unit_range
+from .._checks import check_finite, check_images, check_in_range, check_tensor, check_type, check_unit_range
 from .._state import kept_buffers, untouched
 
 
@@ -49,8 +49,9 @@ class ModelSafeMixin:
             self._set_normalization_applied(normalization_applied)
 
     def _prepare(self, images: Any, labels: Any = None, require_labels: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Validate ``images`` (float :math:`(B, C, H, W)` in [0, 1]) and ``labels``; return detached copies."""
+        """Validate ``images`` (finite float :math:`(B, C, H, W)` in [0, 1]) and ``labels``; return detached copies."""
         check_images(images, "images")
+        check_finite(images, "images")  # NaN compares False with both bounds: it would pass the range check
         check_unit_range(images, "images")
         if labels is None:
             if require_labels:

@@ -166,9 +166,13 @@ def test_pgd_sat_branches_and_pgd_branch_is_madry_pgd(model, batch):
     atk = PGDSAT(model, eps=EPS, alpha=1 / 255, steps=3, generator=torch.Generator().manual_seed(0))
     branches = set()
     for _ in range(8):
-        atk(images, labels)
-        branches.add(atk.last_branch)
+        params = atk.sample_params(images)
+        adv = atk(images, labels, params=params)
+        branches.add(params.branch)
+        torch.testing.assert_close(atk(images, labels, params=params), adv)  # same params: same images
     assert branches == {"sat", "pgd"}
+    with pytest.raises(AttributeError, match="params.branch"):  # no hidden state left on the attack
+        atk.last_branch  # noqa: B018
     pgd_only = PGDSAT(model, eps=EPS, alpha=1 / 255, steps=3, sat_prob=0.0, generator=torch.Generator().manual_seed(2))
     adv = pgd_only(images, labels)
     g = torch.Generator().manual_seed(2)
