@@ -1,5 +1,6 @@
 """Captum attributions: SAM, WSAM, LRP αβ and parameter saliency (each a true ``captum.attr.Attribution``)."""
 
+from .adapters import LogitsAdapter, logits_of
 from .lrp import AlphaBetaRule, LRPAlphaBeta, plot_relevance
 from .parameter_saliency import ParameterSaliency, ParameterSaliencyResult, PruningResult, plot_profile
 from .sam import SAM
@@ -11,10 +12,12 @@ __all__ = [
     "WSAM",
     "AlphaBetaRule",
     "LRPAlphaBeta",
+    "LogitsAdapter",
     "ParameterSaliency",
     "ParameterSaliencyResult",
     "PruningResult",
     "has_signal",
+    "logits_of",
     "plot_profile",
     "plot_relevance",
     "visualize_attr",

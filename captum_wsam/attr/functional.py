@@ -232,6 +232,55 @@ def variance_from_sums(sums: Tensor, counts: Tensor) -> Tensor:
     return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("nan")))
 
 
+def tokens_to_grid(tokens: Tensor, num_prefix_tokens: int = 1, grid_size: tuple[int, int] | None = None) -> Tensor:
+    """Token activations of a vision transformer as a channels-first map (pytorch-grad-cam's ``reshape_transform``).
+
+    Dosovitskiy et al., 2021, "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale"
+    (arXiv:2010.11929): after the class token(s), the :math:`N = h w` patch tokens are the patches in row-major order.
+
+    .. math::
+
+        A_{b,d,i,j} = T_{b,\\,P + i w + j,\\,d}, \\qquad T \\in \\mathbb{R}^{B \\times (P + h w) \\times D}
+
+    Args:
+        tokens: :math:`(B, P + N, D)`.
+        num_prefix_tokens: :math:`P`, the class (and distillation/register) tokens to drop.
+        grid_size: :math:`(h, w)`; default the square :math:`h = w = \\sqrt{N}`.
+
+    Returns:
+        Shape :math:`(B, D, h, w)`.
+
+    Examples:
+        >>> tokens_to_grid(torch.rand(2, 1 + 16, 8)).shape
+        torch.Size([2, 8, 4, 4])
+    """
+    check_tensor(tokens, "tokens", ndim=3)
+    count = tokens.shape[1] - num_prefix_tokens
+    if grid_size is None:
+        side = round(count**0.5)
+        grid_size = (side, side)
+    if count <= 0 or grid_size[0] * grid_size[1] != count:
+        raise ValueError(
+            f"tokens must hold {num_prefix_tokens} prefix token(s) plus a {grid_size[0]}x{grid_size[1]} grid of patch "
+            f"tokens, got shape {tuple(tokens.shape)}; pass reshape_transform= for other layouts"
+        )
+    grid = tokens[:, num_prefix_tokens:].reshape(tokens.shape[0], grid_size[0], grid_size[1], tokens.shape[2])
+    return grid.permute(0, 3, 1, 2)
+
+
+def channels_last_to_first(maps: Tensor) -> Tensor:
+    """A channels-last map :math:`(B, H, W, C)` (Swin and MaxViT blocks in torchvision) as :math:`(B, C, H, W)`.
+
+    .. math:: A_{b,c,i,j} = M_{b,i,j,c}
+
+    Examples:
+        >>> channels_last_to_first(torch.rand(2, 7, 5, 16)).shape
+        torch.Size([2, 16, 7, 5])
+    """
+    check_tensor(maps, "maps", ndim=4)
+    return maps.permute(0, 3, 1, 2)
+
+
 def chunk_slices(total: int, chunk_size: int | None) -> list[slice]:
     """Consecutive slices of at most ``chunk_size`` elements covering ``range(total)`` (one slice when ``None``).
 
@@ -248,8 +297,10 @@ def chunk_slices(total: int, chunk_size: int | None) -> list[slice]:
 __all__ = [
     "WEIGHTINGS",
     "accumulate_per_class",
+    "channels_last_to_first",
     "chunk_slices",
     "grad_cam_map",
+    "tokens_to_grid",
     "variance_from_sums",
     "weighted_style_average",
     "wsam_variance_terms",

@@ -25,73 +25,27 @@ from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_images, check_in_range, check_positive_int, check_type
-from .._compat import _format_additional_forward_args
+from .._checks import check_alphas, check_choice, check_grad_allowed, check_positive_int, check_type
+from .._compat import format_additional_forward_args
 from .._typing import ForwardFunc, TargetType
-from .functional import WEIGHTINGS, chunk_slices, weighted_style_average, wsam_weights
-from .sam import (
+from ._style_cam import (
+    PixelSpace,
     bank_size,
     check_augment,
     check_forward_and_layer,
-    check_style,
+    check_pixels,
     default_augment,
+    format_images,
     grad_cam_and_probabilities,
     model_guard,
+    predicted_classes,
+    resolve_styles,
+    select_forward_args,
+    select_target,
+    styled_copies,
 )
-
-
-def _check_alphas(alphas: Any) -> tuple[float, ...]:
-    if isinstance(alphas, Tensor):
-        alphas = alphas.reshape(-1).tolist()
-    if not isinstance(alphas, (list, tuple)):
-        raise TypeError(f"alphas must be a sequence of numbers in [0, 1], got {type(alphas).__name__}")
-    if len(alphas) == 0:
-        raise ValueError("alphas must not be empty, got ()")
-    for value in alphas:
-        check_in_range(value, "alphas", 0.0, 1.0)
-    return tuple(float(a) for a in alphas)
-
-
-def _resolve_styles(styles: Any, num_styles: int | None, seed: int) -> list[int]:
-    """A count of styles (sampled once without replacement with ``seed``) or explicit style indices."""
-    if isinstance(styles, Tensor):
-        if styles.is_floating_point() or styles.is_complex():
-            raise TypeError(f"styles must hold integer style indices, got dtype {styles.dtype}")
-        styles = styles.reshape(-1).tolist()
-    if isinstance(styles, int) and not isinstance(styles, bool):
-        check_positive_int(styles, "styles")
-        if num_styles is None:
-            raise TypeError("styles given as a count needs augment.style_bank; pass explicit style indices instead")
-        if styles > num_styles:
-            raise ValueError(f"styles must be at most the {num_styles} styles of the bank, got {styles}")
-        generator = torch.Generator().manual_seed(seed)
-        return sorted(torch.randperm(num_styles, generator=generator)[:styles].tolist())
-    if not isinstance(styles, (list, tuple)):
-        raise TypeError(f"styles must be a count, a sequence of style indices or a Tensor, got {type(styles).__name__}")
-    if len(styles) == 0:
-        raise ValueError("styles must not be empty, got ()")
-    for style in styles:
-        check_style(style, num_styles, "styles")
-    return list(styles)
-
-
-def _select_target(target: TargetType, image_index: Tensor) -> TargetType:
-    """The target of each styled copy from the target of its image (Captum's conventions)."""
-    if isinstance(target, Tensor) and target.numel() > 1:
-        return target.reshape(-1)[image_index.to(target.device)]
-    if isinstance(target, list):
-        return [target[i] for i in image_index.tolist()]
-    return target
-
-
-def _select_forward_args(args: tuple[Any, ...] | None, image_index: Tensor, batch_size: int) -> tuple[Any, ...] | None:
-    """Per-copy additional forward arguments: tensors with a batch dimension follow their image."""
-    if args is None:
-        return None
-    return tuple(
-        a[image_index.to(a.device)] if isinstance(a, Tensor) and a.dim() > 0 and a.shape[0] == batch_size else a
-        for a in args
-    )
+from .adapters import resolve_reshape_transform
+from .functional import WEIGHTINGS, chunk_slices, weighted_style_average, wsam_weights
 
 
 class WSAM(LayerAttribution, GradientAttribution):
@@ -102,8 +56,18 @@ class WSAM(LayerAttribution, GradientAttribution):
         \\mathrm{WSAM}^c = \\frac{1}{\\Omega} \\sum_{\\alpha} \\sum_{\\sigma} y^c_{\\alpha,\\sigma}\\,
         \\mathrm{SAM}^c_{\\alpha,\\sigma}, \\qquad \\Omega = S A
 
+    **Which class** (``target=None``): with ``class_per_style=True`` (the default) every styled copy explains its
+    own top-1 class :math:`c_{\\alpha,\\sigma} = \\arg\\max f(x_{\\alpha,\\sigma})`, weighted by its probability
+    :math:`\\max \\mathrm{softmax} f(x_{\\alpha,\\sigma})` -- what the authors' code computes, and what
+    ``SAM(target=None)`` does for one copy, so ``WSAM(target=None)`` is the probability-weighted mean of the
+    ``SAM(target=None)`` maps. The default follows the authors because WSAM is meant to show how styling moves the
+    explanation, class flips included. ``class_per_style=False`` explains the class predicted on the unstyled image
+    for every copy (the paper's formula for one class :math:`c`). A given ``target`` is always used for every copy
+    (as :func:`~captum_wsam.metrics.wsam_variance` does with the labels).
+
     Args:
-        forward_func: the model, or any callable returning class scores :math:`(N, K)`.
+        forward_func: the model, or any callable returning class scores :math:`(N, K)` (or a mapping/object with
+            ``logits``).
         layer: the layer to explain.
         augment: the stylizer, with ``stylize`` and ``stylize_grid``; ``None`` builds a default
             :class:`captum_wsam.augment.StyleAugment`.
@@ -112,6 +76,9 @@ class WSAM(LayerAttribution, GradientAttribution):
             by every call) or explicit style indices (a sequence or an integer tensor).
         seed: seed of the style draw when ``styles`` is a count.
         device_ids: device ids when ``forward_func`` applies a ``DataParallel`` model.
+        class_per_style: with ``target=None``, explain each styled copy's own top-1 class (see above).
+        reshape_transform: as in :class:`~captum_wsam.attr.SAM` (``"auto"``: torchvision ViT/Swin built-ins).
+        normalization: ``(mean, std)`` of normalized inputs, as in :class:`~captum_wsam.attr.SAM`.
 
     Examples:
         >>> from captum_wsam.models import SmallCNN
@@ -131,26 +98,39 @@ class WSAM(LayerAttribution, GradientAttribution):
         styles: int | Sequence[int] | Tensor = 6,
         seed: int = 0,
         device_ids: list[int] | None = None,
+        *,
+        class_per_style: bool = True,
+        reshape_transform: Any = "auto",
+        normalization: Any = None,
     ) -> None:
         check_forward_and_layer(forward_func, layer)
-        self.alphas = _check_alphas(alphas)
+        self.alphas = check_alphas(alphas)
         check_positive_int(seed, "seed", allow_zero=True)
+        check_type(class_per_style, "class_per_style", bool)
+        self.pixel_space = PixelSpace(normalization)
+        self.reshape_transform = resolve_reshape_transform(forward_func, layer, reshape_transform)
         augment = default_augment() if augment is None else augment
         check_augment(augment, grid=True)
-        self.styles = _resolve_styles(styles, bank_size(augment), seed)
+        self.styles = resolve_styles(styles, bank_size(augment), seed)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
         self.augment = augment
+        self.class_per_style = class_per_style
 
     @property
     def num_styles(self) -> int:
         """S, the number of styles."""
         return len(self.styles)
 
+    @property
+    def normalization(self) -> Any:
+        """The ``(mean, std)`` given to the constructor, or ``None``."""
+        return self.pixel_space.normalization
+
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: Tensor | tuple[Tensor, ...],
         target: TargetType = None,
         additional_forward_args: Any = None,
         weighting: str = "probability",
@@ -160,6 +140,7 @@ class WSAM(LayerAttribution, GradientAttribution):
         relu_attributions: bool = True,
         attr_dim_summation: bool = True,
         interpolate_to_input: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
     ) -> Tensor | tuple[Tensor, Tensor, Tensor]:
         """WSAM of ``inputs`` for ``target``.
 
@@ -170,9 +151,10 @@ class WSAM(LayerAttribution, GradientAttribution):
             1 \\;(\\text{none}),\\; \\alpha\\, y^c_{\\alpha,\\sigma} \\;(\\text{alpha\\_probability})
 
         Args:
-            inputs: images, shape :math:`(B, C, H, W)`, floating point.
-            target: Captum target; ``None`` explains the class predicted on the unstyled image (one class per
-                image, the same for all its styled copies).
+            inputs: images, shape :math:`(B, C, H, W)`, floating point, finite, in [0, 1] (or normalized with the
+                constructor's ``normalization``); or a tuple of such batches (each stylized the same way).
+            target: Captum target, used for every styled copy; ``None``: each copy's own top-1 class with
+                ``class_per_style=True`` (default), else the class predicted on the unstyled image.
             additional_forward_args: extra arguments for ``forward_func``; tensors with a batch dimension of
                 :math:`B` follow their image.
             weighting: ``"probability"`` (the paper), ``"none"`` or ``"alpha_probability"`` (the variants of the
@@ -184,11 +166,16 @@ class WSAM(LayerAttribution, GradientAttribution):
             relu_attributions: apply the ReLU of the SAM definition.
             attr_dim_summation: sum over channels.
             interpolate_to_input: upsample the maps bilinearly to :math:`(H, W)`.
+            grad_kwargs: keyword arguments for ``torch.autograd.grad`` (as Captum's ``LayerGradCam``).
 
         Returns:
             The WSAM, shape :math:`(B, 1, h, w)`; with ``return_sams`` a tuple ``(wsam, sams, probabilities)``
             with ``sams`` of shape :math:`(S, A, B, 1, h, w)` and ``probabilities``
-            :math:`y^c_{\\alpha,\\sigma}` of shape :math:`(S, A, B)`.
+            :math:`y^c_{\\alpha,\\sigma}` of shape :math:`(S, A, B)` (of each copy's explained class).
+
+        Raises:
+            ValueError: non-finite inputs, inputs outside [0, 1] without ``normalization``, bad arguments.
+            RuntimeError: under ``torch.inference_mode()``.
 
         Examples:
             >>> from captum_wsam.models import SmallCNN
@@ -198,7 +185,8 @@ class WSAM(LayerAttribution, GradientAttribution):
             >>> a.shape, bool(torch.allclose(a, b, atol=1e-6))
             (torch.Size([2, 1, 2, 2]), True)
         """
-        check_images(inputs, "inputs")
+        check_grad_allowed("WSAM.attribute")
+        images, _ = format_images(inputs)
         check_choice(weighting, "weighting", WEIGHTINGS)
         if chunk_size is not None:
             check_positive_int(chunk_size, "chunk_size")
@@ -206,37 +194,44 @@ class WSAM(LayerAttribution, GradientAttribution):
                            (relu_attributions, "relu_attributions"), (attr_dim_summation, "attr_dim_summation"),
                            (interpolate_to_input, "interpolate_to_input")):
             check_type(flag, name, bool)
-        batch_size = inputs.shape[0]
-        args = _format_additional_forward_args(additional_forward_args)
+        if grad_kwargs is not None:
+            check_type(grad_kwargs, "grad_kwargs", dict)
+        check_pixels(images, self.pixel_space)
+        first = images[0]
+        batch_size = first.shape[0]
+        args = format_additional_forward_args(additional_forward_args)
         num_styles, num_alphas = self.num_styles, len(self.alphas)
         copies_per_image = num_styles * num_alphas
         images_per_group = batch_size if chunk_size is None else max(1, min(batch_size, chunk_size // copies_per_image))
-        images = inputs.detach()
         sams: Tensor | None = None
-        probabilities = torch.empty(num_styles, num_alphas, batch_size, dtype=inputs.dtype, device=inputs.device)
+        probabilities = torch.empty(num_styles, num_alphas, batch_size, dtype=first.dtype, device=first.device)
 
-        with model_guard(self.forward_func, inputs):
-            if target is None:
-                target = self._predicted_classes(images, args)
+        with model_guard(self.forward_func, *images):
+            if target is None and not self.class_per_style:
+                target = predicted_classes(self.forward_func, [image.detach() for image in images], args)
             for group in chunk_slices(batch_size, images_per_group):
-                with torch.no_grad():
-                    grid = self.augment.stylize_grid(images[group], self.styles, self.alphas)
-                group_size = grid.shape[2]
-                styled = grid.reshape(copies_per_image * group_size, *grid.shape[3:])
+                grids = styled_copies(
+                    tuple(image[group] for image in images), self.pixel_space,
+                    lambda pixels: self.augment.stylize_grid(pixels, self.styles, self.alphas),
+                )
+                group_size = grids[0].shape[2]
+                styled = tuple(grid.reshape(copies_per_image * group_size, *grid.shape[3:]) for grid in grids)
                 image_index = torch.arange(group.start, group.stop).repeat(copies_per_image)
                 group_maps, group_probs = [], []
-                for part in chunk_slices(styled.shape[0], chunk_size):
+                for part in chunk_slices(styled[0].shape[0], chunk_size):
                     maps, probs, _ = grad_cam_and_probabilities(
                         self.forward_func,
                         self.layer,
-                        styled[part],
-                        _select_target(target, image_index[part]),
-                        _select_forward_args(args, image_index[part], batch_size),
+                        tuple(s[part] for s in styled),
+                        select_target(target, image_index[part]),
+                        select_forward_args(args, image_index[part], batch_size),
                         device_ids=self.device_ids,
                         attribute_to_layer_input=attribute_to_layer_input,
                         relu_attributions=relu_attributions,
                         attr_dim_summation=attr_dim_summation,
-                        target_check=(target, batch_size),
+                        target_check=None if target is None else (target, batch_size),
+                        reshape_transform=self.reshape_transform,
+                        grad_kwargs=grad_kwargs,
                     )
                     if len(maps) != 1:
                         raise ValueError(f"layer must produce a single tensor for WSAM, got {len(maps)}")
@@ -253,7 +248,7 @@ class WSAM(LayerAttribution, GradientAttribution):
         weights = wsam_weights(probabilities, torch.tensor(self.alphas, dtype=probabilities.dtype), weighting)
         wsam = weighted_style_average(sams, weights)
         if interpolate_to_input:
-            size = tuple(inputs.shape[-2:])
+            size = tuple(first.shape[-2:])
             wsam = LayerAttribution.interpolate(wsam, size, "bilinear")
             if return_sams:
                 flat = LayerAttribution.interpolate(sams.flatten(0, 2), size, "bilinear")
@@ -261,15 +256,6 @@ class WSAM(LayerAttribution, GradientAttribution):
         if return_sams:
             return wsam, sams, probabilities
         return wsam
-
-    def _predicted_classes(self, images: Tensor, args: tuple[Any, ...] | None) -> Tensor:
-        """Class predicted on the unstyled images (one no-grad forward pass of the batch)."""
-        with torch.no_grad():
-            output = self.forward_func(images, *(args or ()))
-        if not isinstance(output, Tensor) or output.dim() != 2:
-            shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ValueError(f"target=None needs forward_func to return scores of shape (N, K), got {shape}")
-        return output.argmax(dim=1)
 
 
 __all__ = ["WSAM"]

@@ -27,9 +27,9 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from .._checks import check_positive_int, check_type
+from .._checks import check_finite, check_positive_int, check_type
+from ..attr._style_cam import grad_cam_and_probabilities, model_guard
 from ..attr.functional import accumulate_per_class, variance_from_sums, wsam_variance_terms
-from ..attr.sam import grad_cam_and_probabilities, model_guard
 from ..attr.wsam import WSAM
 
 
@@ -133,9 +133,11 @@ def wsam_variance(
         if distributed and not presharded and index % world_size != rank:
             continue
         images, labels = _split_batch(batch)
+        check_finite(images, f"images of batch {index}")
         with model_guard(wsam.forward_func, images):
             maps, probabilities, _ = grad_cam_and_probabilities(
-                wsam.forward_func, wsam.layer, images.detach(), labels, device_ids=wsam.device_ids
+                wsam.forward_func, wsam.layer, images.detach(), labels, device_ids=wsam.device_ids,
+                reshape_transform=wsam.reshape_transform,
             )
         if len(maps) != 1:
             raise ValueError(f"wsam.layer must produce a single tensor, got {len(maps)}")

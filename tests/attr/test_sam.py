@@ -100,7 +100,7 @@ def test_float64_and_interpolation(small: SmallCNN, augment: ColourStyles) -> No
 
 def test_noise_tunnel(small: SmallCNN, augment: ColourStyles) -> None:
     sam = SAM(small, small.block3, augment)
-    x = torch.rand(2, 3, 32, 32)
+    x = 0.25 + 0.5 * torch.rand(2, 3, 32, 32)  # the noisy images stay in [0, 1]
     smooth = NoiseTunnel(sam).attribute(x, nt_type="smoothgrad", nt_samples=4, stdevs=0.05, target=1, alpha=0.5,
                                         style=1)
     assert smooth.shape == (2, 1, 4, 4) and torch.isfinite(smooth).all()

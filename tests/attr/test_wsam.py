@@ -93,9 +93,10 @@ def test_return_sams_are_the_sams(small: SmallCNN, augment: ColourStyles) -> Non
     torch.testing.assert_close(attribution, (probabilities[..., None, None, None] * sams).mean(dim=(0, 1)))
 
 
-def test_target_none_uses_the_unstyled_prediction(small: SmallCNN, augment: ColourStyles) -> None:
+def test_target_none_without_class_per_style_uses_the_unstyled_prediction(small: SmallCNN,
+                                                                         augment: ColourStyles) -> None:
     x = torch.rand(3, 3, 32, 32)
-    wsam = WSAM(small, small.block3, augment, styles=2)
+    wsam = WSAM(small, small.block3, augment, styles=2, class_per_style=False)
     assert torch.equal(wsam.attribute(x), wsam.attribute(x, small(x).argmax(dim=1)))
 
 
@@ -139,7 +140,7 @@ def test_torchvision_models(name: str, augment: ColourStyles) -> None:
 
 def test_noise_tunnel(small: SmallCNN, augment: ColourStyles) -> None:
     wsam = WSAM(small, small.block3, augment, alphas=(0.5,), styles=2)
-    x = torch.rand(2, 3, 32, 32)
+    x = 0.25 + 0.5 * torch.rand(2, 3, 32, 32)  # the noisy images stay in [0, 1]
     smooth = NoiseTunnel(wsam).attribute(x, nt_type="smoothgrad_sq", nt_samples=3, stdevs=0.05, target=1)
     assert smooth.shape == (2, 1, 4, 4) and torch.isfinite(smooth).all()
 
