@@ -20,33 +20,47 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from captum.attr import Attribution
+from captum.attr import GradientAttribution
+from captum.log import log_usage
 from torch import Tensor, nn
 from torch.autograd.graph import get_gradient_edge
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_in_range, check_positive_int, check_target, check_tensor, check_type
-from .._state import eval_mode, hook_handles, untouched
+from .._checks import (
+    check_choice,
+    check_finite,
+    check_grad_allowed,
+    check_in_range,
+    check_positive_int,
+    check_target,
+    check_tensor,
+    check_type,
+)
+from .._state import eval_mode, exclusive, hook_handles, kept_buffers, untouched
 from .._typing import LossFunc, TargetType
-from ..train import split_batch
+from ..data.batches import split_batch
 from .parameter_saliency_functional import (
     MODES,
     conv2d_filter_saliency,
     conv2d_per_sample_weight_grad,
     input_space_saliency,
-    layer_slices,
     normalize_saliency,
     welford_merge,
     welford_std,
 )
-
-_STATS_FORMAT = 1
+from .parameter_saliency_pruning import pruned_predictions
+from .parameter_saliency_results import (
+    STATS_FORMAT,
+    ParameterSaliencyResult,
+    PruningResult,
+    plot_profile,
+    read_statistics,
+)
 
 
 def cross_entropy_per_sample(logits: Tensor, target: Tensor) -> Tensor:
@@ -54,100 +68,7 @@ def cross_entropy_per_sample(logits: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(logits, target, reduction="none")
 
 
-@dataclass(frozen=True)
-class ParameterSaliencyResult:
-    """Filter-wise parameter saliency of a batch.
-
-    Attributes:
-        flat: :math:`(B, F)` scores in ``mode`` (all layers' filters side by side, layer order of the model).
-        raw: :math:`(B, F)` raw filter-wise saliency (mean of :math:`|\\nabla_W \\mathcal{L}|` over each filter).
-        filter_index: ``F`` pairs ``(layer name, filter)``: column ``j`` of ``flat`` is filter
-            ``filter_index[j][1]`` of layer ``filter_index[j][0]``.
-        layer_sizes: filters per layer, in column order.
-        mode: ``"standardized"``, ``"norm"`` or ``"raw"``.
-        target: :math:`(B,)` classes the loss was taken for.
-        prediction: :math:`(B,)` predicted classes (argmax of the logits).
-        loss: :math:`(B,)` per-sample loss.
-        parameters: with ``parameter_wise=True``, per layer the per-sample :math:`|\\nabla_W \\mathcal{L}|` of shape
-            :math:`(B, O, C/G, k_h, k_w)`; else ``None``.
-    """
-
-    flat: Tensor
-    raw: Tensor
-    filter_index: list[tuple[str, int]]
-    layer_sizes: dict[str, int]
-    mode: str
-    target: Tensor
-    prediction: Tensor
-    loss: Tensor
-    parameters: dict[str, Tensor] | None = field(default=None, repr=False)
-
-    @property
-    def profiles(self) -> dict[str, Tensor]:
-        """Per layer, the :math:`(B, O_\\ell)` scores (views of :attr:`flat`)."""
-        slices = layer_slices(list(self.layer_sizes.values()))
-        return {name: self.flat[:, part] for name, part in zip(self.layer_sizes, slices)}
-
-    @property
-    def correct(self) -> Tensor:
-        """Bool :math:`(B,)`: the prediction equals the target."""
-        return self.prediction == self.target
-
-    def layer_means(self) -> Tensor:
-        """:math:`(B, \\text{layers})` mean score of each layer (the layer-wise profile)."""
-        return torch.stack([part.mean(1) for part in self.profiles.values()], dim=1)
-
-
-@dataclass(frozen=True)
-class PruningResult:
-    """Outcome of :meth:`ParameterSaliency.prune_top_filters` (Levin et al.'s check of the salient filters).
-
-    Attributes:
-        k: filters zeroed per sample.
-        misclassified: indices (into the batch) of the samples that were misclassified.
-        fixed_salient: how many of them become correct when their own top-``k`` filters are zeroed.
-        fixed_random: per random trial, how many become correct when ``k`` random filters are zeroed.
-        salient_prediction: predictions of the misclassified samples after zeroing their top-``k`` filters.
-        seed: seed of the random filter draws.
-    """
-
-    k: int
-    misclassified: Tensor
-    fixed_salient: int
-    fixed_random: list[int]
-    salient_prediction: Tensor
-    seed: int
-
-    @property
-    def num_misclassified(self) -> int:
-        """Number of misclassified samples."""
-        return int(self.misclassified.numel())
-
-    @property
-    def fixed_random_mean(self) -> float:
-        """Mean over trials of :attr:`fixed_random`."""
-        return sum(self.fixed_random) / max(1, len(self.fixed_random))
-
-
-@contextmanager
-def _zeroed_filters(layers: dict[str, nn.Conv2d], masks: dict[str, Tensor]) -> Iterator[None]:
-    """Make each conv of ``layers`` behave, for sample ``b``, as if the filters where ``masks[name][b]`` is True had
-    zero weights (the output channel then only holds the bias)."""
-    def make_hook(mask: Tensor) -> Callable[..., Tensor]:
-        def hook(module: nn.Conv2d, _: Any, output: Tensor) -> Tensor:
-            keep = (~mask).to(output.dtype)[:, :, None, None]
-            if module.bias is None:
-                return output * keep
-            return output * keep + module.bias[None, :, None, None] * (1 - keep)
-        return hook
-
-    with hook_handles() as handles:
-        for name, layer in layers.items():
-            handles.append(layer.register_forward_hook(make_hook(masks[name])))
-        yield
-
-
-class ParameterSaliency(Attribution):
+class ParameterSaliency(GradientAttribution):
     """Parameter-space saliency maps (Levin et al. 2021) of the conv filters of a classifier.
 
     .. math:: \\hat s(x, y)_k = \\Big(\\operatorname{mean}_{i \\in \\mathcal{F}_k}
@@ -157,7 +78,14 @@ class ParameterSaliency(Attribution):
     gradient of the summed per-sample losses w.r.t. its output, and per-sample weight gradients follow by batched
     contraction (:func:`~captum_wsam.attr.parameter_saliency_functional.conv2d_filter_saliency`). The pass runs with
     every module in eval mode (BatchNorm on running statistics, so samples do not interact); the model's modes,
-    buffers, ``requires_grad`` and ``.grad`` are left exactly as found.
+    buffers, ``requires_grad`` and ``.grad`` are left exactly as found (also when several threads call it on one
+    model: they take turns).
+
+    Captum's conventions: :meth:`attribute` returns the :math:`(B, F)` scores as a tensor (``log_usage``-wrapped, so
+    it works inside ``NoiseTunnel`` and ``captum.metrics.sensitivity_max``); :meth:`attribute_detailed` returns the
+    full :class:`ParameterSaliencyResult` (raw scores, filter index, targets, predictions, losses). Inputs may be a
+    Tensor or a tuple of Tensors (passed to the model in order); it works under the caller's ``torch.no_grad()``
+    and raises a clear ``RuntimeError`` under ``torch.inference_mode()``.
 
     Args:
         model: classifier returning logits :math:`(B, K)`.
@@ -169,9 +97,12 @@ class ParameterSaliency(Attribution):
     Examples:
         >>> from captum_wsam.models import SmallCNN
         >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
-        >>> result = saliency.attribute(torch.rand(3, 3, 32, 32), target=torch.tensor([0, 1, 2]))
+        >>> x, target = torch.rand(3, 3, 32, 32), torch.tensor([0, 1, 2])
+        >>> result = saliency.attribute_detailed(x, target=target)
         >>> result.flat.shape, {name: p.shape[1] for name, p in result.profiles.items()}
         (torch.Size([3, 12]), {'block1.conv': 4, 'block2.conv': 8})
+        >>> bool(torch.equal(saliency.attribute(x, target=target), result.flat))
+        True
         >>> result.filter_index[5]
         ('block2.conv', 1)
     """
@@ -187,7 +118,7 @@ class ParameterSaliency(Attribution):
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         check_choice(mode, "mode", MODES)
-        super().__init__(model)
+        GradientAttribution.__init__(self, model)
         self.model = model
         self.loss_fn: LossFunc = cross_entropy_per_sample if loss_fn is None else loss_fn
         self.mode = mode
@@ -275,17 +206,19 @@ class ParameterSaliency(Attribution):
 
     def _pass(
         self,
-        inputs: Tensor,
+        inputs: tuple[Tensor, ...],
         target: TargetType,
         additional_forward_args: Any,
         create_graph: bool = False,
         parameter_wise: bool = False,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, dict[str, Tensor] | None]:
-        """One batched forward/backward; returns ``(x, raw (B, F), target, prediction, loss, parameters)``.
+        grad_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[tuple[Tensor, ...], Tensor, Tensor, Tensor, Tensor, dict[str, Tensor] | None]:
+        """One batched forward/backward; returns ``(xs, raw (B, F), target, prediction, loss, parameters)``.
 
-        Must run inside :meth:`_guarded` (eval mode, hooks removed, model restored).
+        Must run inside :meth:`_guarded` (eval mode, hooks removed, model restored) and with gradients enabled.
         """
-        x = inputs.detach().requires_grad_(True)
+        xs = tuple(i.detach().requires_grad_(True) for i in inputs)
+        x = xs[0]
         captured: dict[str, list[tuple[Tensor, Any]]] = {name: [] for name in self.layers}
 
         def make_hook(name: str) -> Callable[..., None]:
@@ -300,7 +233,7 @@ class ParameterSaliency(Attribution):
         with hook_handles() as handles:
             for name, layer in self.layers.items():
                 handles.append(layer.register_forward_hook(make_hook(name)))
-            logits = self.model(x, *self._forward_args(additional_forward_args))
+            logits = self.model(*xs, *self._forward_args(additional_forward_args))
         if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise ValueError(f"model must return logits of shape (B, K) with B={x.shape[0]}, got {shape}")
@@ -312,7 +245,8 @@ class ParameterSaliency(Attribution):
                              "(use reduction='none')")
         calls = [(name, i) for name, items in captured.items() for i in range(len(items))]
         edges = [captured[name][i][1] for name, i in calls]
-        grads = torch.autograd.grad(loss.sum(), edges, create_graph=create_graph, allow_unused=True) if edges else ()
+        options = {**(grad_kwargs or {}), "create_graph": create_graph, "allow_unused": True}
+        grads = torch.autograd.grad(loss.sum(), edges, **options) if edges else ()
         grad_of = dict(zip(calls, grads))
 
         saliency, parameters = [], {} if parameter_wise else None
@@ -334,42 +268,95 @@ class ParameterSaliency(Attribution):
                 parameters[name] = magnitude if create_graph else magnitude.detach()
         raw = torch.cat(saliency, dim=1)
         prediction = logits.detach().argmax(1)
-        return x, raw, target_vector, prediction, loss.detach(), parameters
+        return xs, raw, target_vector, prediction, loss.detach(), parameters
 
     @contextmanager
     def _guarded(self, *tensors: Tensor) -> Iterator[None]:
-        """Eval mode for the pass; modes, ``requires_grad`` and ``.grad`` restored on exit, even on error."""
-        with untouched(self.model, *tensors), eval_mode(self.model):
+        """Eval mode and gradients on for the pass; modes, buffers, ``requires_grad`` and ``.grad`` restored on
+        exit, even on error (the model's lock is held, so threads take turns)."""
+        with untouched(self.model, *tensors), kept_buffers(self.model), eval_mode(self.model), torch.enable_grad():
             yield
 
     def _scores(self, raw: Tensor, mode: str) -> Tensor:
         return normalize_saliency(raw, mode, self.mean, self.std)
 
     @staticmethod
-    def _check_inputs(inputs: Any) -> None:
-        check_tensor(inputs, "inputs", floating=True)
-        if inputs.dim() < 2:
-            raise ValueError(f"inputs must be a batch with a leading batch dimension, got shape {tuple(inputs.shape)}")
+    def _check_inputs(inputs: Any, name: str = "inputs") -> tuple[Tensor, ...]:
+        """Captum's "Tensor or tuple of Tensors", each a finite float batch with one batch size (checked first)."""
+        check_grad_allowed(f"ParameterSaliency ({name})")
+        is_tuple = isinstance(inputs, tuple)
+        tensors = inputs if is_tuple else (inputs,)
+        if not tensors:
+            raise ValueError(f"{name} must hold at least one tensor, got an empty tuple")
+        for index, tensor in enumerate(tensors):
+            label = f"{name}[{index}]" if is_tuple else name
+            check_tensor(tensor, label, floating=True)
+            if tensor.dim() < 2:
+                raise ValueError(f"{label} must be a batch with a leading batch dimension, got shape "
+                                 f"{tuple(tensor.shape)}")
+            check_finite(tensor, label)
+        if len({t.shape[0] for t in tensors}) != 1:
+            raise ValueError(f"{name} must share one batch size, got shapes {[tuple(t.shape) for t in tensors]}")
+        return tuple(t.clone() if t.is_inference() else t for t in tensors)
 
     # ---------------------------------------------------------------------------------------------------- public API
+    @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: Tensor | tuple[Tensor, ...],
+        target: TargetType = None,
+        additional_forward_args: Any = None,
+        grad_kwargs: dict[str, Any] | None = None,
+    ) -> Tensor:
+        """Captum's entry: the filter-wise saliency scores of every sample as a :math:`(B, F)` tensor.
+
+        .. math:: \\hat s(x_b, y_b)_k = \\big(\\operatorname{mean}_{i \\in \\mathcal{F}_k}
+            |\\nabla_{\\theta_i} \\mathcal{L}(f(x_b), y_b)| - \\mu_k\\big) / \\sigma_k
+
+        The scores of :meth:`attribute_detailed` (``.flat``), in ``mode``; column ``j`` is filter
+        :attr:`filter_index` ``[j]``. Wrapped by Captum's ``log_usage``, so ``NoiseTunnel(saliency)`` and
+        ``captum.metrics.sensitivity_max(saliency.attribute, ...)`` work.
+
+        Args:
+            inputs: batch :math:`(B, \\dots)` (e.g. images :math:`(B, C, H, W)`), or a tuple of batches passed to the
+                model in order; finite.
+            target: class per sample for the loss (Captum convention: an int, a list or a 1-D tensor); ``None``
+                takes the predicted class. Levin et al. use the true label.
+            additional_forward_args: extra positional arguments of the model (Captum convention).
+            grad_kwargs: keyword arguments for ``torch.autograd.grad`` (as Captum's gradient methods).
+
+        Returns:
+            Shape :math:`(B, F)`, the dtype of the analysed layers' inputs.
+
+        Examples:
+            >>> from captum_wsam.models import SmallCNN
+            >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
+            >>> with torch.no_grad():
+            ...     scores = saliency.attribute(torch.rand(2, 3, 32, 32), target=1)
+            >>> scores.shape, bool((scores >= 0).all())
+            (torch.Size([2, 12]), True)
+        """
+        return self._detailed(inputs, target, additional_forward_args, False, grad_kwargs).flat
+
+    def attribute_detailed(
+        self,
+        inputs: Tensor | tuple[Tensor, ...],
         target: TargetType = None,
         additional_forward_args: Any = None,
         parameter_wise: bool = False,
+        grad_kwargs: dict[str, Any] | None = None,
     ) -> ParameterSaliencyResult:
-        """Filter-wise parameter saliency of every sample (one batched forward and backward).
+        """Filter-wise parameter saliency of every sample with everything around it (one forward and backward).
 
         .. math:: \\hat s(x_b, y_b)_k = \\big(\\operatorname{mean}_{i \\in \\mathcal{F}_k}
             |\\nabla_{\\theta_i} \\mathcal{L}(f(x_b), y_b)| - \\mu_k\\big) / \\sigma_k
 
         Args:
-            inputs: batch :math:`(B, \\dots)` (e.g. images :math:`(B, C, H, W)`).
-            target: class per sample for the loss (Captum convention: an int, a list or a 1-D tensor); ``None``
-                takes the predicted class. Levin et al. use the true label.
+            inputs: batch :math:`(B, \\dots)`, or a tuple of batches passed to the model in order; finite.
+            target: class per sample for the loss (as :meth:`attribute`).
             additional_forward_args: extra positional arguments of the model (Captum convention).
             parameter_wise: also return the per-sample :math:`|\\nabla_W \\mathcal{L}|` of every weight.
+            grad_kwargs: keyword arguments for ``torch.autograd.grad``.
 
         Returns:
             :class:`ParameterSaliencyResult`; ``flat`` is :math:`(B, F)` and ``profiles[name]`` is :math:`(B, O)`.
@@ -377,16 +364,24 @@ class ParameterSaliency(Attribution):
         Examples:
             >>> from captum_wsam.models import SmallCNN
             >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
-            >>> result = saliency.attribute(torch.rand(2, 3, 32, 32), target=1, parameter_wise=True)
+            >>> result = saliency.attribute_detailed(torch.rand(2, 3, 32, 32), target=1, parameter_wise=True)
             >>> result.raw.shape, result.parameters["block2.conv"].shape, bool((result.raw >= 0).all())
             (torch.Size([2, 12]), torch.Size([2, 8, 4, 3, 3]), True)
         """
-        self._check_inputs(inputs)
+        return self._detailed(inputs, target, additional_forward_args, parameter_wise, grad_kwargs)
+
+    def _detailed(
+        self, inputs: Any, target: TargetType, additional_forward_args: Any, parameter_wise: Any,
+        grad_kwargs: dict[str, Any] | None,
+    ) -> ParameterSaliencyResult:
+        tensors = self._check_inputs(inputs)
         check_type(parameter_wise, "parameter_wise", bool)
+        if grad_kwargs is not None:
+            check_type(grad_kwargs, "grad_kwargs", dict)
         self._check_fitted(self.mode)
-        with self._guarded(inputs):
+        with self._guarded(*tensors):
             _, raw, target_vector, prediction, loss, parameters = self._pass(
-                inputs, target, additional_forward_args, parameter_wise=parameter_wise
+                tensors, target, additional_forward_args, parameter_wise=parameter_wise, grad_kwargs=grad_kwargs
             )
         raw = raw.detach()
         return ParameterSaliencyResult(
@@ -425,7 +420,7 @@ class ParameterSaliency(Attribution):
             >>> saliency = ParameterSaliency(SmallCNN(width=4, depth=2))
             >>> saliency.fit(DataLoader(ShapesTextures(n=8, size=32), batch_size=4), progress=False).count
             8
-            >>> saliency.attribute(torch.rand(2, 3, 32, 32), target=0).flat.shape
+            >>> saliency.attribute(torch.rand(2, 3, 32, 32), target=0).shape
             torch.Size([2, 12])
         """
         if not isinstance(loader, Iterable):
@@ -434,11 +429,11 @@ class ParameterSaliency(Attribution):
         count, mean, m2 = 0, None, None
         for batch in tqdm(loader, desc="ParameterSaliency.fit", disable=not progress, leave=False):
             images, labels, _ = split_batch(batch)
-            self._check_inputs(images)
+            (images,) = self._check_inputs(images, "images of the loader")
             device = next(iter(self.layers.values())).weight.device
             images, labels = images.to(device), labels.to(device)
             with self._guarded(images):
-                _, raw, *_ = self._pass(images, labels, None)
+                _, raw, *_ = self._pass((images,), labels, None)
             raw = raw.detach().to(torch.float64)
             if mean is None:
                 mean, m2 = raw.new_zeros(raw.shape[1]), raw.new_zeros(raw.shape[1])
@@ -465,7 +460,7 @@ class ParameterSaliency(Attribution):
             raise RuntimeError("ParameterSaliency has no statistics to save: call fit(loader) first")
         torch.save(
             {
-                "format": _STATS_FORMAT,
+                "format": STATS_FORMAT,
                 "mean": self.mean.detach().cpu(),
                 "std": self.std.detach().cpu(),
                 "count": int(self.count),
@@ -476,20 +471,34 @@ class ParameterSaliency(Attribution):
         )
 
     def load(self, path: str | Path) -> ParameterSaliency:
-        """Load statistics saved by :meth:`save` (``torch.load(weights_only=True)``); layers must match.
+        """Load statistics saved by :meth:`save` (``torch.load(weights_only=True)``), validated before use.
+
+        .. math:: \\mu, \\sigma \\in \\mathbb{R}^F \\text{ finite}, \\quad \\sigma > 0, \\quad
+            F = \\sum_\\ell O_\\ell \\text{ of the analysed layers}
+
+        Every problem raises a ``ValueError`` that names the file: unreadable or empty file, missing keys, layer
+        names or sizes that differ from this model's analysed layers (names the model does not have are listed),
+        ``mean``/``std`` of the wrong shape or dtype, non-finite values, ``std <= 0`` or ``count < 2``. Nothing is
+        changed on ``self`` unless everything is valid.
+
+        Args:
+            path: a file written by :meth:`save`.
 
         Returns:
             ``self``.
+
+        Examples:
+            >>> import tempfile, os
+            >>> from captum_wsam.models import SmallCNN
+            >>> path = os.path.join(tempfile.mkdtemp(), "bad.pt")
+            >>> torch.save({"format": 1, "mean": torch.ones(3)}, path)
+            >>> ParameterSaliency(SmallCNN(width=4, depth=2)).load(path)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            ValueError: ParameterSaliency statistics in '...bad.pt' lack the keys ['count', 'layers', 'sizes', 'std']
         """
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != _STATS_FORMAT:
-            raise ValueError(f"path {str(path)!r} does not hold ParameterSaliency statistics (format {_STATS_FORMAT})")
-        if state["layers"] != list(self.layer_sizes) or state["sizes"] != list(self.layer_sizes.values()):
-            raise ValueError(
-                f"statistics in {str(path)!r} are for layers {list(zip(state['layers'], state['sizes']))}, this "
-                f"ParameterSaliency analyses {list(self.layer_sizes.items())}"
-            )
-        self.mean, self.std, self.count = state["mean"], state["std"], int(state["count"])
+        known = [name for name, _ in self.model.named_modules()]
+        self.mean, self.std, self.count = read_statistics(path, self.layer_sizes, known)
         return self
 
     def top_filters(
@@ -512,7 +521,7 @@ class ParameterSaliency(Attribution):
         check_positive_int(k, "k")
         if k > self.num_filters:
             raise ValueError(f"k must be at most the number of filters ({self.num_filters}), got {k}")
-        result = self.attribute(inputs, target, additional_forward_args)
+        result = self.attribute_detailed(inputs, target, additional_forward_args)
         values, indices = result.flat.topk(k, dim=1)
         index = result.filter_index
         return [
@@ -522,12 +531,12 @@ class ParameterSaliency(Attribution):
 
     def input_saliency(
         self,
-        inputs: Tensor,
+        inputs: Tensor | tuple[Tensor, ...],
         target: TargetType = None,
         k: int = 10,
         boost: float = 100.0,
         additional_forward_args: Any = None,
-    ) -> Tensor:
+    ) -> Tensor | tuple[Tensor, ...]:
         """Input-space saliency: pixels that drive the most salient filters (double backpropagation).
 
         .. math:: M(x) = \\nabla_x \\cos\\big(\\hat s(x, y), \\, s'\\big), \\qquad s' = \\hat s(x, y) \\text{ with
@@ -544,7 +553,8 @@ class ParameterSaliency(Attribution):
             additional_forward_args: extra positional arguments of the model.
 
         Returns:
-            Same shape and dtype as ``inputs``.
+            Same shape and dtype as ``inputs`` (a tuple for a tuple of inputs): an input attribution, usable with
+            ``captum.metrics.infidelity``.
 
         Examples:
             >>> from captum_wsam.models import SmallCNN
@@ -552,16 +562,17 @@ class ParameterSaliency(Attribution):
             >>> saliency.input_saliency(torch.rand(2, 3, 32, 32), target=0, k=3).shape
             torch.Size([2, 3, 32, 32])
         """
-        self._check_inputs(inputs)
+        tensors = self._check_inputs(inputs)
         check_positive_int(k, "k")
         if k > self.num_filters:
             raise ValueError(f"k must be at most the number of filters ({self.num_filters}), got {k}")
         check_in_range(boost, "boost", 0.0, None, low_inclusive=False)
         self._check_fitted(self.mode)
-        with self._guarded(inputs):
-            x, raw, *_ = self._pass(inputs, target, additional_forward_args, create_graph=True)
-            grad = input_space_saliency(self._scores(raw, self.mode), x, k, float(boost))
-        return grad.detach().to(inputs.dtype)
+        with self._guarded(*tensors):
+            xs, raw, *_ = self._pass(tensors, target, additional_forward_args, create_graph=True)
+            grads = input_space_saliency(self._scores(raw, self.mode), xs, k, float(boost))
+        out = tuple(g.detach().to(t.dtype) for g, t in zip(grads, tensors))
+        return out if isinstance(inputs, tuple) else out[0]
 
     def prune_top_filters(
         self,
@@ -598,6 +609,7 @@ class ParameterSaliency(Attribution):
             >>> report.fixed_salient <= report.num_misclassified, len(report.fixed_random)
             (True, 5)
         """
+        check_type(inputs, "inputs", Tensor)
         if target is None:
             raise ValueError("target must hold the true classes for prune_top_filters, got None")
         check_positive_int(k, "k")
@@ -605,7 +617,7 @@ class ParameterSaliency(Attribution):
             raise ValueError(f"k must be at most the number of filters ({self.num_filters}), got {k}")
         check_positive_int(trials, "trials")
         check_positive_int(seed, "seed", allow_zero=True)
-        result = self.attribute(inputs, target, additional_forward_args)
+        result = self.attribute_detailed(inputs, target, additional_forward_args)
         wrong = (~result.correct).nonzero().flatten()
         scores, labels = result.flat[wrong], result.target[wrong]
         samples = inputs.detach()[wrong.to(inputs.device)]
@@ -615,104 +627,15 @@ class ParameterSaliency(Attribution):
         if not len(wrong):
             return PruningResult(k, wrong, 0, [0] * trials, labels, seed)
 
-        replica = copy.deepcopy(self.model).eval()
-        names = list(self.layers)
-        replica_layers = {name: replica.get_submodule(name) for name in names}
-        slices = dict(zip(names, layer_slices(list(self.layer_sizes.values()))))
-
-        def predict(chosen: Tensor) -> Tensor:
-            mask = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, chosen, True)
-            masks = {name: mask[:, part].to(samples.device) for name, part in slices.items()}
-            with torch.no_grad(), _zeroed_filters(replica_layers, masks):
-                return replica(samples, *args).argmax(1).to(labels.device)
-
-        salient = predict(scores.topk(k, dim=1).indices)
-        generator = torch.Generator().manual_seed(seed)
-        fixed_random = []
-        for _ in range(trials):
-            chosen = torch.rand(scores.shape, generator=generator).argsort(dim=1)[:, :k].to(scores.device)
-            fixed_random.append(int((predict(chosen) == labels).sum()))
-        return PruningResult(k, wrong, int((salient == labels).sum()), fixed_random, salient, seed)
+        with exclusive(self.model):  # no other thread's hooks or modes are copied along
+            replica = copy.deepcopy(self.model).eval()
+        salient, fixed_random = pruned_predictions(replica, self.layer_sizes, scores, samples, args, k, trials, seed)
+        return PruningResult(k, wrong, int((salient == labels).sum()),
+                             [int((p == labels).sum()) for p in fixed_random], salient, seed)
 
     def plot_profile(self, result: ParameterSaliencyResult, correct: Tensor | None = None, **kwargs: Any) -> Any:
         """Figure of the filter-wise profiles of correct vs incorrect samples; see :func:`plot_profile`."""
         return plot_profile(result, correct, **kwargs)
-
-
-def plot_profile(
-    result: ParameterSaliencyResult,
-    correct: Tensor | None = None,
-    figsize: tuple[float, float] = (12.0, 6.5),
-    title: str | None = None,
-) -> Any:
-    """Filter-wise saliency profiles averaged over correct and over incorrect samples, side by side (Levin et al.,
-    Fig. 2), and below them the layer-wise means of both groups.
-
-    .. math:: \\bar{\\hat s}_k^{\\text{group}} = \\frac{1}{|\\text{group}|} \\sum_{b \\in \\text{group}}
-        \\hat s(x_b, y_b)_k
-
-    Args:
-        result: output of :meth:`ParameterSaliency.attribute`.
-        correct: bool :math:`(B,)` grouping; default ``result.correct``.
-        figsize: matplotlib figure size.
-        title: optional figure title.
-
-    Returns:
-        ``matplotlib.figure.Figure`` with three axes.
-
-    Examples:
-        >>> from captum_wsam.models import SmallCNN
-        >>> result = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw").attribute(torch.rand(4, 3, 32, 32), 0)
-        >>> len(plot_profile(result, torch.tensor([True, False, True, False])).axes)
-        3
-    """
-    import matplotlib.pyplot as plt
-
-    check_type(result, "result", ParameterSaliencyResult)
-    groups = result.correct if correct is None else correct
-    check_tensor(groups, "correct", ndim=1)
-    if groups.dtype != torch.bool or groups.numel() != result.flat.shape[0]:
-        raise ValueError(f"correct must be a bool tensor of shape ({result.flat.shape[0]},), got "
-                         f"{groups.dtype} {tuple(groups.shape)}")
-    groups = groups.to(result.flat.device)
-    scores = result.flat.detach().float().cpu()
-    groups = groups.cpu()
-    names = list(result.layer_sizes)
-    slices = layer_slices(list(result.layer_sizes.values()))
-    figure = plt.figure(figsize=figsize, layout="constrained")
-    grid = figure.add_gridspec(2, 2, height_ratios=(3, 2))
-    top = [figure.add_subplot(grid[0, 0])]
-    top.append(figure.add_subplot(grid[0, 1], sharey=top[0]))
-    bottom = figure.add_subplot(grid[1, :])
-    ylabel = {"standardized": "standardized saliency", "norm": "saliency / reference mean", "raw": "saliency"}
-    layer_means = {}
-    for axis, (label, members) in zip(top, (("correct", groups), ("incorrect", ~groups))):
-        count = int(members.sum())
-        for i, part in enumerate(slices):
-            if i % 2:
-                axis.axvspan(part.start - 0.5, part.stop - 0.5, color="0.92", lw=0)
-        if count:
-            profile = scores[members].mean(0)
-            axis.plot(range(scores.shape[1]), profile.tolist(), lw=0.8, color="C0" if label == "correct" else "C3")
-            layer_means[label] = torch.stack([profile[part].mean() for part in slices])
-        else:
-            axis.text(0.5, 0.5, f"no {label} samples", transform=axis.transAxes, ha="center")
-        axis.set_title(f"{label} samples (n={count})")
-        axis.set_xlabel("filter (layers shaded alternately, input → output)")
-        axis.set_xlim(-0.5, scores.shape[1] - 0.5)
-    top[0].set_ylabel(ylabel[result.mode])
-    positions = list(range(len(names)))
-    for offset, (label, color) in zip((-0.2, 0.2), (("correct", "C0"), ("incorrect", "C3"))):
-        if label in layer_means:
-            bottom.bar([p + offset for p in positions], layer_means[label].tolist(), width=0.4, color=color,
-                       label=label)
-    bottom.set_xticks(positions, names, rotation=30, ha="right", fontsize=8)
-    bottom.set_ylabel(f"layer mean ({result.mode})")
-    bottom.axhline(0, color="0.5", lw=0.5)
-    bottom.legend()
-    if title:
-        figure.suptitle(title)
-    return figure
 
 
 __all__ = ["ParameterSaliency", "ParameterSaliencyResult", "PruningResult", "cross_entropy_per_sample", "plot_profile"]

@@ -480,7 +480,9 @@ def boost_top_k(scores: Tensor, k: int, boost: float) -> Tensor:
     return target
 
 
-def input_space_saliency(scores: Tensor, inputs: Tensor, k: int, boost: float) -> Tensor:
+def input_space_saliency(
+    scores: Tensor, inputs: Tensor | tuple[Tensor, ...], k: int, boost: float
+) -> Tensor | tuple[Tensor, ...]:
     """Input-space saliency: gradient of the cosine similarity between :math:`\\hat s(x)` and its boosted copy.
 
     .. math:: M(x) = \\nabla_x \\, \\frac{\\langle \\hat s(x), s' \\rangle}{\\lVert \\hat s(x) \\rVert \\,
@@ -488,12 +490,12 @@ def input_space_saliency(scores: Tensor, inputs: Tensor, k: int, boost: float) -
 
     Args:
         scores: :math:`\\hat s(x)` :math:`(B, F)`, a differentiable function of ``inputs`` (per-sample rows).
-        inputs: the tensor :math:`x` the scores were computed from.
+        inputs: the tensor :math:`x` the scores were computed from (or a tuple of such tensors).
         k: filters to boost per sample.
         boost: factor of the boosted filters.
 
     Returns:
-        Gradient of the same shape as ``inputs``.
+        Gradient of the same shape as ``inputs`` (a tuple of gradients for a tuple).
 
     Examples:
         >>> x = torch.rand(2, 5, requires_grad=True)
@@ -502,8 +504,8 @@ def input_space_saliency(scores: Tensor, inputs: Tensor, k: int, boost: float) -
     """
     target = boost_top_k(scores, k, boost)
     similarity = F.cosine_similarity(scores, target, dim=1)
-    (grad,) = torch.autograd.grad(similarity.sum(), inputs)
-    return grad
+    grads = torch.autograd.grad(similarity.sum(), inputs)
+    return grads if isinstance(inputs, tuple) else grads[0]
 
 
 def layer_slices(sizes: Sequence[int]) -> list[slice]:

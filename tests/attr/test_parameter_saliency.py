@@ -69,7 +69,7 @@ def _zoo(dtype: torch.dtype) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_matches_per_sample_loop_float64() -> None:
     model, x, y = _zoo(torch.float64)
-    result = ParameterSaliency(model, mode="raw").attribute(x, y)
+    result = ParameterSaliency(model, mode="raw").attribute_detailed(x, y)
     expected = reference_filter_saliency(model, x, y)
     torch.testing.assert_close(result.raw, expected, rtol=1e-10, atol=1e-14)
     assert torch.equal(result.flat, result.raw)
@@ -79,7 +79,7 @@ def test_matches_per_sample_loop_float64() -> None:
 def test_matches_per_sample_loop_float32_and_small_cnn() -> None:
     model = SmallCNN(width=8, depth=3)
     x, y = torch.rand(6, 3, 32, 32), torch.randint(0, 6, (6,))
-    result = ParameterSaliency(model, mode="raw").attribute(x, y)
+    result = ParameterSaliency(model, mode="raw").attribute_detailed(x, y)
     expected = reference_filter_saliency(model.double(), x.double(), y).float()
     assert ((result.raw - expected).abs() / expected.abs().clamp_min(1e-6)).max() <= 3e-3
     assert result.raw.dtype == torch.float32
@@ -155,19 +155,19 @@ def test_fit_equals_two_pass_statistics_and_round_trips(tmp_path) -> None:
     assert saliency.count == 11
     torch.testing.assert_close(saliency.mean, raw.mean(0), rtol=1e-10, atol=0)
     torch.testing.assert_close(saliency.std, std, rtol=1e-8, atol=0)
-    result = saliency.attribute(x[:3], y[:3])
+    result = saliency.attribute_detailed(x[:3], y[:3])
     torch.testing.assert_close(result.flat, (raw[:3] - raw.mean(0)) / std, rtol=1e-7, atol=1e-9)
     norm = ParameterSaliency(model, mode="norm")
     norm.mean, norm.std = saliency.mean, saliency.std
     mean = raw.mean(0)
     # Dead filters (ReLU never active) have mean 0: "norm" divides them by 1, not 0.
-    torch.testing.assert_close(norm.attribute(x[:3], y[:3]).flat, raw[:3] / torch.where(mean == 0, 1.0, mean))
+    torch.testing.assert_close(norm.attribute_detailed(x[:3], y[:3]).flat, raw[:3] / torch.where(mean == 0, 1.0, mean))
 
     path = tmp_path / "stats.pt"
     saliency.save(path)
     loaded = ParameterSaliency(model).load(path)
     assert loaded.count == 11 and torch.equal(loaded.mean, saliency.mean) and torch.equal(loaded.std, saliency.std)
-    assert torch.equal(loaded.attribute(x[:3], y[:3]).flat, result.flat)
+    assert torch.equal(loaded.attribute_detailed(x[:3], y[:3]).flat, result.flat)
     with pytest.raises(ValueError, match="layers"):
         ParameterSaliency(model, layers=["block1.conv"]).load(path)
 
@@ -222,7 +222,7 @@ def test_top_filters_and_pruning_agree_with_explicit_zeroing() -> None:
     model = SmallCNN(width=4, depth=3).double()
     x, y = torch.rand(8, 3, 32, 32, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 4, 5, 0, 1])
     saliency = ParameterSaliency(model, mode="raw")
-    result = saliency.attribute(x, y)
+    result = saliency.attribute_detailed(x, y)
     top = saliency.top_filters(x, y, k=4)
     for b in range(len(x)):
         values, indices = result.flat[b].topk(4)
@@ -242,7 +242,7 @@ def test_top_filters_and_pruning_agree_with_explicit_zeroing() -> None:
 
 def test_plot_profile_draws_both_groups() -> None:
     saliency = ParameterSaliency(SmallCNN(width=4, depth=2), mode="raw")
-    result = saliency.attribute(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
+    result = saliency.attribute_detailed(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
     figure = saliency.plot_profile(result, correct=torch.tensor([True, False, True, False]), title="t")
     assert len(figure.axes) == 3 and len(figure.axes[0].lines) == 1 and len(figure.axes[1].lines) == 1
     assert isinstance(result, ParameterSaliencyResult) and result.layer_means().shape == (4, 2)
@@ -257,7 +257,7 @@ def test_model_left_untouched_in_train_mode() -> None:
     saliency = ParameterSaliency(model)
     saliency.fit([(x, y)], progress=False)
     calls = {
-        "attribute": lambda t: saliency.attribute(x, t),
+        "attribute": lambda t: saliency.attribute_detailed(x, t),
         "fit": lambda t: saliency.fit([(x, torch.as_tensor(t).expand(4))], progress=False),
         "top_filters": lambda t: saliency.top_filters(x, t, k=3),
         "input_saliency": lambda t: saliency.input_saliency(x, t, k=3),
@@ -266,19 +266,19 @@ def test_model_left_untouched_in_train_mode() -> None:
     for name, call in calls.items():
         out = assert_model_untouched(model, call, y, inputs=[x])
         assert out is not None, name
-    eval_result = ParameterSaliency(copy.deepcopy(model).eval(), mode="raw").attribute(x, y)
-    torch.testing.assert_close(ParameterSaliency(model, mode="raw").attribute(x, y).raw, eval_result.raw)
+    eval_result = ParameterSaliency(copy.deepcopy(model).eval(), mode="raw").attribute_detailed(x, y)
+    torch.testing.assert_close(ParameterSaliency(model, mode="raw").attribute_detailed(x, y).raw, eval_result.raw)
 
 
 def test_bad_input_gives_clear_errors() -> None:
     model = SmallCNN(width=4, depth=2)
     x = torch.rand(2, 3, 32, 32)
     with pytest.raises(ValueError, match=r"target must lie in \[0, 5\].*got 6"):
-        ParameterSaliency(model, mode="raw").attribute(x, torch.tensor([0, 6]))
+        ParameterSaliency(model, mode="raw").attribute_detailed(x, torch.tensor([0, 6]))
     with pytest.raises(ValueError, match="no nn.Conv2d layer"):
         ParameterSaliency(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)))
     with pytest.raises(RuntimeError, match=r"call fit\(loader\)"):
-        ParameterSaliency(model).attribute(x, 0)
+        ParameterSaliency(model).attribute_detailed(x, 0)
     with pytest.raises(RuntimeError, match=r"call fit\(loader\)"):
         ParameterSaliency(model, mode="norm").input_saliency(x, 0)
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -286,10 +286,10 @@ def test_bad_input_gives_clear_errors() -> None:
     with pytest.raises(TypeError, match="layers must be nn.Conv2d.*block1.bn"):
         ParameterSaliency(model, layers=["block1.bn"])
     with pytest.raises(ValueError, match="one loss per sample"):
-        ParameterSaliency(model, loss_fn=F.cross_entropy, mode="raw").attribute(x, 0)
+        ParameterSaliency(model, loss_fn=F.cross_entropy, mode="raw").attribute_detailed(x, 0)
     with pytest.raises(ValueError, match="k must be at most the number of filters"):
         ParameterSaliency(model, mode="raw").top_filters(x, 0, k=13)
     with pytest.raises(TypeError, match="inputs must have a floating-point dtype"):
-        ParameterSaliency(model, mode="raw").attribute(x.long(), 0)
+        ParameterSaliency(model, mode="raw").attribute_detailed(x.long(), 0)
     with pytest.raises(ValueError, match="at least 2 samples"):
         ParameterSaliency(model).fit([(x[:1], torch.tensor([0]))], progress=False)
