@@ -61,10 +61,20 @@ def _grain_noise(seed: int, first_index: int, kinds: Tensor, size: int, stream: 
     return noise
 
 
-def render_chunk(seed: int, chunk: int, count: int, size: int, cue_conflict: bool, cue_agreement: float) -> dict:
+def render_chunk(
+    seed: int,
+    chunk: int,
+    count: int,
+    size: int,
+    cue_conflict: bool,
+    cue_agreement: float,
+    texture_shortcut: bool = False,
+) -> dict:
     """Draw the first ``count`` items of chunk ``chunk`` (a pure function of its arguments).
 
-    Parameters are sampled for the whole chunk of 512 (cheap) so that item ``i`` never depends on ``count``.
+    Parameters are sampled for the whole chunk of 512 (cheap) so that item ``i`` never depends on ``count``. With
+    ``texture_shortcut`` the background takes the object's texture family (its own colours, frequency and
+    orientation), so that texture covers the whole image; every other draw is unchanged.
     """
     g = _chunk_generator(seed, chunk)
     total = count
@@ -76,6 +86,9 @@ def render_chunk(seed: int, chunk: int, count: int, size: int, cue_conflict: boo
     other = (shape + 1 + torch.randint(n_textures - 1, (count,), generator=g)) % n_textures
     texture = other if cue_conflict else torch.where(agree, shape % n_textures, texture)
     background = torch.randint(n_textures, (count,), generator=g)
+    if texture_shortcut:
+        texture = other if cue_conflict else shape % n_textures
+        background = texture
     scale = size * (0.2 + 0.12 * torch.rand(count, generator=g))
     margin = scale * 1.05 + 1
     center = margin[:, None] + (size - 2 * margin)[:, None] * torch.rand(count, 2, generator=g)
@@ -133,6 +146,11 @@ class ShapesTextures(Dataset):
             cue-conflict set; read both labels from ``info``).
         cue_agreement: probability that the object's texture class equals its shape class (ignored with
             ``cue_conflict``); 1.0 makes both cues predictive, the training set of a shape-bias experiment.
+        texture_shortcut: make texture the easier cue, as it is on ImageNet: the object's texture family is its
+            shape class's (``TEXTURES[shape]``) and the background carries the same family (own colours, frequency,
+            orientation), so texture fills the image while shape is one object. With ``cue_conflict`` object and
+            background both carry the texture of a different class: the cue-conflict set of this setting.
+            ``cue_agreement`` is ignored. A SmallCNN trained on it is texture-biased (shape bias well below 0.5).
         label_noise: fraction :math:`r` of labels replaced by a different class drawn uniformly (symmetric noise);
             exactly ``round(r * n)`` labels change. Clean labels stay in ``clean_targets``.
         seed: everything derives from it; item ``i`` does not depend on ``n``.
@@ -159,6 +177,7 @@ class ShapesTextures(Dataset):
         label_by: str = "shape",
         cue_conflict: bool = False,
         cue_agreement: float = 0.0,
+        texture_shortcut: bool = False,
         label_noise: float = 0.0,
         seed: int = 0,
         transform: Callable[[Tensor], Tensor] | None = None,
@@ -172,18 +191,22 @@ class ShapesTextures(Dataset):
         check_choice(label_by, "label_by", ("shape", "texture"))
         check_type(cue_conflict, "cue_conflict", bool)
         check_in_range(cue_agreement, "cue_agreement", 0.0, 1.0)
+        check_type(texture_shortcut, "texture_shortcut", bool)
         check_in_range(label_noise, "label_noise", 0.0, 1.0)
         check_positive_int(seed, "seed", allow_zero=True)
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
         self.n, self.size, self.label_by, self.seed = n, size, label_by, seed
         self.cue_conflict, self.cue_agreement, self.label_noise = cue_conflict, cue_agreement, label_noise
+        self.texture_shortcut = texture_shortcut
         self.transform, self.return_info = transform, return_info
 
         parts = []
         chunks = range(math.ceil(n / _CHUNK))
         for c in tqdm(chunks, desc="ShapesTextures", disable=not progress, leave=False):
-            parts.append(render_chunk(seed, c, min(_CHUNK, n - c * _CHUNK), size, cue_conflict, cue_agreement))
+            parts.append(render_chunk(
+                seed, c, min(_CHUNK, n - c * _CHUNK), size, cue_conflict, cue_agreement, texture_shortcut
+            ))
         self.images = torch.cat([p["image"] for p in parts])
         self.masks = torch.cat([p["mask"] for p in parts])
         self.boxes = torch.cat([p["box"] for p in parts])
@@ -237,7 +260,8 @@ class ShapesTextures(Dataset):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(n={self.n}, size={self.size}, label_by={self.label_by!r}, "
-            f"cue_conflict={self.cue_conflict}, cue_agreement={self.cue_agreement}, label_noise={self.label_noise}, "
+            f"cue_conflict={self.cue_conflict}, cue_agreement={self.cue_agreement}, "
+            f"texture_shortcut={self.texture_shortcut}, label_noise={self.label_noise}, "
             f"seed={self.seed})"
         )
 
