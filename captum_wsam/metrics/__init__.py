@@ -1,5 +1,6 @@
 """Metrics over data sets: shape bias, WSAM variance, robust accuracy, sanity checks."""
 
+from .autoattack import AutoAttackResult, GradientMaskingReport
 from .randomization import (
     DataRandomizationResult,
     RandomizationResult,
@@ -27,7 +28,9 @@ from .similarity import (
 from .wsam_variance import WSAMVarianceResult, plot_wsam_variance, wsam_variance
 
 __all__ = [
+    "AutoAttackResult",
     "DataRandomizationResult",
+    "GradientMaskingReport",
     "RandomizationResult",
     "WSAMVarianceResult",
     "attribution_maps",

@@ -46,3 +46,11 @@ def test_bad_arguments():
         robust_accuracy(model, data, {"x": 3})
     with pytest.raises(TypeError, match="model"):
         robust_accuracy("model", data, {})
+
+
+def test_loader_keyword_still_works_with_a_deprecation_warning():
+    model = SmallCNN(width=4, depth=2)
+    data = ShapesTextures(n=4, size=32)
+    with pytest.warns(DeprecationWarning, match="loader"):
+        old = robust_accuracy(model, loader=data, attacks={})
+    assert old == robust_accuracy(model, data, {})
