@@ -307,7 +307,7 @@ class ParameterSaliency(GradientAttribution):
         target: TargetType = None,
         additional_forward_args: Any = None,
         grad_kwargs: dict[str, Any] | None = None,
-    ) -> Tensor:
+    ) -> Tensor | tuple[Tensor]:
         """Captum's entry: the filter-wise saliency scores of every sample as a :math:`(B, F)` tensor.
 
         .. math:: \\hat s(x_b, y_b)_k = \\big(\\operatorname{mean}_{i \\in \\mathcal{F}_k}
@@ -326,7 +326,8 @@ class ParameterSaliency(GradientAttribution):
             grad_kwargs: keyword arguments for ``torch.autograd.grad`` (as Captum's gradient methods).
 
         Returns:
-            Shape :math:`(B, F)`, the dtype of the analysed layers' inputs.
+            Shape :math:`(B, F)`, the dtype of the analysed layers' inputs (a 1-tuple for tuple ``inputs``, the
+            structure Captum's metrics expect).
 
         Examples:
             >>> from captum_wsam.models import SmallCNN
@@ -336,7 +337,8 @@ class ParameterSaliency(GradientAttribution):
             >>> scores.shape, bool((scores >= 0).all())
             (torch.Size([2, 12]), True)
         """
-        return self._detailed(inputs, target, additional_forward_args, False, grad_kwargs).flat
+        scores = self._detailed(inputs, target, additional_forward_args, False, grad_kwargs).flat
+        return (scores,) if isinstance(inputs, tuple) else scores
 
     def attribute_detailed(
         self,

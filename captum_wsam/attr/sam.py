@@ -150,7 +150,8 @@ class SAM(LayerAttribution, GradientAttribution):
 
         Returns:
             Shape :math:`(B, 1, h, w)` (the layer's resolution, or :math:`(B, 1, H, W)` with
-            ``interpolate_to_input``); a tuple when the layer has several tensors.
+            ``interpolate_to_input``); a tuple when the layer has several tensors, and always a tuple (one map per
+            layer tensor) for tuple ``inputs`` -- the structure Captum's metrics (``sensitivity_max``) expect.
 
         Raises:
             ValueError: non-finite inputs, inputs outside [0, 1] without ``normalization``, bad ``alpha``,
@@ -165,7 +166,7 @@ class SAM(LayerAttribution, GradientAttribution):
             torch.Size([3, 1, 32, 32])
         """
         check_grad_allowed("SAM.attribute")
-        images, _ = format_images(inputs)
+        images, is_tuple = format_images(inputs)
         check_in_range(alpha, "alpha", 0.0, 1.0)
         if not isinstance(style, dict):
             check_style(style, bank_size(self.augment))
@@ -200,6 +201,8 @@ class SAM(LayerAttribution, GradientAttribution):
         if interpolate_to_input:
             size = tuple(images[0].shape[-2:])
             maps = tuple(LayerAttribution.interpolate(m, size, "bilinear") for m in maps)
+        if is_tuple:
+            return maps
         return maps[0] if len(maps) == 1 else maps
 
 

@@ -169,7 +169,8 @@ class WSAM(LayerAttribution, GradientAttribution):
             grad_kwargs: keyword arguments for ``torch.autograd.grad`` (as Captum's ``LayerGradCam``).
 
         Returns:
-            The WSAM, shape :math:`(B, 1, h, w)`; with ``return_sams`` a tuple ``(wsam, sams, probabilities)``
+            The WSAM, shape :math:`(B, 1, h, w)` (a 1-tuple for tuple ``inputs``, as Captum's metrics expect); with
+            ``return_sams`` a tuple ``(wsam, sams, probabilities)``
             with ``sams`` of shape :math:`(S, A, B, 1, h, w)` and ``probabilities``
             :math:`y^c_{\\alpha,\\sigma}` of shape :math:`(S, A, B)` (of each copy's explained class).
 
@@ -186,7 +187,7 @@ class WSAM(LayerAttribution, GradientAttribution):
             (torch.Size([2, 1, 2, 2]), True)
         """
         check_grad_allowed("WSAM.attribute")
-        images, _ = format_images(inputs)
+        images, is_tuple = format_images(inputs)
         check_choice(weighting, "weighting", WEIGHTINGS)
         if chunk_size is not None:
             check_positive_int(chunk_size, "chunk_size")
@@ -255,7 +256,7 @@ class WSAM(LayerAttribution, GradientAttribution):
                 sams = flat.reshape(num_styles, num_alphas, batch_size, *flat.shape[1:])
         if return_sams:
             return wsam, sams, probabilities
-        return wsam
+        return (wsam,) if is_tuple else wsam
 
 
 __all__ = ["WSAM"]
