@@ -1,5 +1,8 @@
 """Pure tensor maths of the attacks: SAT (Mangla et al. 2020) and LP-A3 (Yang et al. 2022).
 
+LP-A3's training-side maths (sample selection: ``prediction_instability``, ``ema_update``, ``selection_threshold``)
+lives in :mod:`captum_wsam.train.functional`; the old names here still work with a ``DeprecationWarning``.
+
 Nothing here touches a model: the classes in :mod:`captum_wsam.attacks.sat` and :mod:`captum_wsam.attacks.lpa3`
 compute logits, features and gradients and hand them to these functions. Randomness only enters through sampled
 parameters (:func:`sample_sat_params`), so applying the same parameters twice gives the same result.
@@ -426,69 +429,24 @@ def normalized_gradient(gradient: Tensor, eps: float = 1e-8) -> Tensor:
     return gradient / (norm + eps).view(-1, *([1] * (gradient.dim() - 1)))
 
 
-def prediction_instability(probs: Tensor, previous: Tensor, eps: float = 1e-12) -> Tensor:
-    """Change of a sample's predicted distribution since it was last seen (LP-A3's selection signal).
-
-    .. math:: \\Delta_i = \\mathrm{KL}(p_t(x_i) \\,\\|\\, p_{t-1}(x_i))
-              = \\sum_k p_{t,k} (\\log p_{t,k} - \\log p_{t-1,k})
-
-    Args:
-        probs: current probabilities :math:`(B, K)`.
-        previous: stored probabilities :math:`(B, K)`.
-        eps: floor inside the logarithms.
-
-    Returns:
-        :math:`(B,)`, non-negative.
-
-    Examples:
-        >>> p = torch.tensor([[0.5, 0.5]])
-        >>> prediction_instability(p, p).tolist(), bool(prediction_instability(p, torch.tensor([[0.9, 0.1]])) > 0)
-        ([0.0], True)
-    """
-    return (probs * (probs.clamp_min(eps).log() - previous.clamp_min(eps).log())).sum(dim=1).clamp_min(0)
+_MOVED_TO_TRAIN = ("ema_update", "prediction_instability", "selection_threshold")
 
 
-def ema_update(memory: Tensor, value: Tensor, momentum: float) -> Tensor:
-    """Exponential moving average :math:`m \\leftarrow \\mu m + (1 - \\mu) v`.
+def __getattr__(name: str) -> object:
+    """LP-A3's training-side maths moved to :mod:`captum_wsam.train.functional`; the old names still work."""
+    if name in _MOVED_TO_TRAIN:
+        import warnings
 
-    Args:
-        memory: :math:`m`.
-        value: :math:`v`, same shape.
-        momentum: :math:`\\mu \\in [0, 1)`.
+        from ..train import functional as train_functional  # deprecated path: loaded only when an old name is used
 
-    Returns:
-        Updated memory (new tensor).
-
-    Examples:
-        >>> ema_update(torch.tensor([1.0]), torch.tensor([3.0]), 0.5).tolist()
-        [2.0]
-    """
-    return momentum * memory + (1 - momentum) * value
-
-
-def selection_threshold(instability: Tensor, ratio: float) -> float:
-    """Threshold that selects the ``ratio`` most unstable samples: the :math:`\\lceil rN \\rceil`-th largest value.
-
-    A sample is selected when :math:`\\Delta_i \\ge \\tau` (ties may select a few more).
-
-    Args:
-        instability: :math:`(N,)` smoothed instabilities of the whole training set.
-        ratio: :math:`r \\in (0, 1]`.
-
-    Returns:
-        :math:`\\tau`.
-
-    Examples:
-        >>> selection_threshold(torch.tensor([0.1, 0.4, 0.3, 0.2]), 0.5)
-        0.30000001192092896
-    """
-    k = max(1, math.ceil(ratio * instability.numel()))
-    return instability.flatten().topk(k).values[-1].item()
+        warnings.warn(f"captum_wsam.attacks.functional.{name} moved to captum_wsam.train.functional.{name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(train_functional, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "boxes_to_masks",
-    "ema_update",
     "feature_distance",
     "label_log_prob",
     "lagrangian_objective",
@@ -497,13 +455,11 @@ __all__ = [
     "minmax_saliency",
     "normalize_flatten_features",
     "normalized_gradient",
-    "prediction_instability",
     "project_linf",
     "sample_sat_params",
     "sat_direction",
     "sat_perturb",
     "sat_probability",
-    "selection_threshold",
     "threshold_saliency",
     "weak_saliency",
 ]
