@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_images, check_positive_int, check_submodule, check_type
 from .._state import eval_mode, untouched
-from ..train import split_batch
+from ..data.batches import split_batch
 from ._capture import forward_capture
 
 
