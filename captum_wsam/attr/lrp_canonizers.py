@@ -26,6 +26,9 @@ are folded like any other.
 
 from __future__ import annotations
 
+import threading
+import types
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -137,21 +140,175 @@ def layer_function(module: nn.Module) -> LayerFn:
     raise TypeError(f"module must be a Linear or Conv1d/2d/3d, got {type(module).__name__}")
 
 
-class ForwardPatch:
-    """Replace ``module.forward`` for one instance; :meth:`remove` restores it (a ``RemovableHandle`` look-alike)."""
+class _Dispatch:
+    """The ``forward`` installed on a patched module: each thread runs its own patch (or the module's own forward)."""
 
-    def __init__(self, module: nn.Module, forward: Callable[..., Any]) -> None:
-        self.module = module
+    def __init__(self, module: nn.Module) -> None:
         self.had_own = "forward" in vars(module)
         self.previous = vars(module).get("forward")
-        module.forward = forward  # type: ignore[method-assign]
+        self.fallback = self.previous if self.had_own else types.MethodType(type(module).forward, module)
+        self.stacks: dict[int, list[Callable[..., Any]]] = {}
+        self.count = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        stack = self.stacks.get(threading.get_ident())
+        return (stack[-1] if stack else self.fallback)(*args, **kwargs)
+
+
+#: One lock and one table for every patched module of the process: patches are per thread, so that concurrent calls
+#: on one model (and plain ``model(x)`` calls from other threads) never see each other's forwards (issue 16).
+_LOCK = threading.Lock()
+_DISPATCH: weakref.WeakKeyDictionary[nn.Module, _Dispatch] = weakref.WeakKeyDictionary()
+_EVAL: weakref.WeakKeyDictionary[nn.Module, list[Any]] = weakref.WeakKeyDictionary()
+
+
+class ForwardPatch:
+    """Replace ``module.forward`` for the calling thread only; :meth:`remove` restores it (a ``RemovableHandle``
+    look-alike).
+
+    The first patch of a module installs a small dispatcher as its instance ``forward``; other threads keep running
+    the module's own forward, and the last :meth:`remove` puts the module back exactly as it was. Patches nest
+    (the latest wins) and are thread-safe.
+
+    Examples:
+        >>> layer = nn.Linear(2, 2)
+        >>> patch = ForwardPatch(layer, lambda x: x)
+        >>> x = torch.ones(1, 2)
+        >>> torch.equal(layer(x), x), "forward" in vars(layer)
+        (True, True)
+        >>> patch.remove()
+        >>> "forward" in vars(layer)
+        False
+    """
+
+    def __init__(self, module: nn.Module, forward: Callable[..., Any]) -> None:
+        self.module, self.forward, self.thread = module, forward, threading.get_ident()
+        with _LOCK:
+            dispatch = _DISPATCH.get(module)
+            if dispatch is None:
+                dispatch = _DISPATCH[module] = _Dispatch(module)
+                module.forward = dispatch  # type: ignore[method-assign]
+            dispatch.stacks.setdefault(self.thread, []).append(forward)
+            dispatch.count += 1
+        self.removed = False
+
+    @property
+    def original(self) -> Callable[..., Any]:
+        """The forward that ran before this patch in this thread (the module's own one for the first patch)."""
+        dispatch = _DISPATCH[self.module]
+        stack = dispatch.stacks[self.thread]
+        index = next(i for i, fn in enumerate(stack) if fn is self.forward)
+        return stack[index - 1] if index > 0 else dispatch.fallback
 
     def remove(self) -> None:
-        """Put the module's own ``forward`` back."""
-        if self.had_own:
-            self.module.forward = self.previous  # type: ignore[method-assign]
-        else:
-            vars(self.module).pop("forward", None)
+        """Drop this patch; the last one removed puts the module's own ``forward`` back."""
+        if self.removed:
+            return
+        self.removed = True
+        with _LOCK:
+            dispatch = _DISPATCH[self.module]
+            stack = dispatch.stacks[self.thread]
+            del stack[next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is self.forward)]
+            if not stack:
+                del dispatch.stacks[self.thread]
+            dispatch.count -= 1
+            if dispatch.count == 0:
+                del _DISPATCH[self.module]
+                if dispatch.had_own:
+                    self.module.forward = dispatch.previous  # type: ignore[method-assign]
+                else:
+                    vars(self.module).pop("forward", None)
+
+
+def own_forward(module: nn.Module) -> Callable[..., Any]:
+    """The forward that ``module`` runs for threads without a patch (its own, even while other threads patch it).
+
+    Examples:
+        >>> layer = nn.Identity()
+        >>> own_forward(layer)(3)
+        3
+    """
+    with _LOCK:
+        dispatch = _DISPATCH.get(module)
+        if dispatch is not None:
+            return dispatch.fallback
+    return vars(module).get("forward") or types.MethodType(type(module).forward, module)
+
+
+@contextmanager
+def shared_eval_mode(model: nn.Module) -> Iterator[None]:
+    """Every submodule in eval mode while at least one caller (of any thread) is inside; the first caller's flags are
+    restored by the last one out (reentrant, thread-safe; :func:`captum_wsam._state.eval_mode` is neither).
+
+    Examples:
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
+        >>> with shared_eval_mode(model), shared_eval_mode(model):
+        ...     model.training
+        False
+        >>> model.training
+        True
+    """
+    with _LOCK:
+        entry = _EVAL.get(model)
+        if entry is None:
+            entry = _EVAL[model] = [0, [(m, m.training) for m in model.modules()]]
+            model.eval()
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _EVAL[model]
+                for module, flag in entry[1]:
+                    module.training = flag
+
+
+def normalization_of(module: nn.Module) -> tuple[Tensor, Tensor] | None:
+    """``(mean, std)`` of a normalizing module (``torchvision.transforms.Normalize`` v1/v2, or a parameter-free module
+    with ``mean`` and ``std`` attributes), else ``None``.
+
+    Args:
+        module: any module.
+
+    Returns:
+        The statistics as 1-D float64 tensors, or ``None``.
+
+    Examples:
+        >>> from torchvision.transforms import Normalize
+        >>> [t.tolist() for t in normalization_of(Normalize((0.5, 0.4), (0.2, 0.1)))]
+        [[0.5, 0.4], [0.2, 0.1]]
+        >>> normalization_of(nn.ReLU()) is None
+        True
+    """
+    if list(module.children()) or list(module.parameters(recurse=False)):
+        return None
+    mean, std = getattr(module, "mean", None), getattr(module, "std", None)
+    if mean is None or std is None or callable(mean) or callable(std):
+        return None
+    try:
+        mean_t = torch.as_tensor(mean, dtype=torch.float64).detach().reshape(-1)
+        std_t = torch.as_tensor(std, dtype=torch.float64).detach().reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if mean_t.numel() == 0 or std_t.numel() == 0 or not bool(torch.isfinite(mean_t).all()):
+        return None
+    if not bool(torch.isfinite(std_t).all()) or bool((std_t <= 0).any()):
+        raise ValueError(f"normalization std of {type(module).__name__} must be finite and > 0, got {std_t.tolist()}")
+    return mean_t, std_t
+
+
+def same_tensor(a: Tensor, b: Tensor) -> bool:
+    """Whether ``a`` holds exactly the elements of ``b`` (the same storage, as seen through a reshaping view or the
+    no-op wrapper that a full backward hook puts around module inputs and outputs), unmodified since.
+
+    Examples:
+        >>> x = torch.rand(2, 3)
+        >>> same_tensor(x.reshape(6), x), same_tensor(x.clone(), x)
+        (True, False)
+    """
+    return a.data_ptr() == b.data_ptr() and a.numel() == b.numel() and a.dtype == b.dtype and a.device == b.device
 
 
 class Canonizer:
@@ -211,11 +368,17 @@ class Canonizer:
 
         def forward(inputs: Tensor) -> Tensor:
             recorded = self._outputs.pop(layer, None)
-            if recorded is None or recorded[0] is not inputs or recorded[1] != inputs._version:
+            if recorded is None or not same_tensor(inputs, recorded[0]):
                 raise RuntimeError(
                     f"BatchNorm {self.names.get(batch_norm, '?')!r} was folded into "
-                    f"{self.names.get(layer, '?')!r} but does not receive that layer's output directly; "
-                    "use canonize=False for this model"
+                    f"{self.names.get(layer, '?')!r} but does not receive that layer's output directly (another "
+                    "operation runs between them); use canonize=False for this model"
+                )
+            if recorded[1] != inputs._version:
+                raise RuntimeError(
+                    f"BatchNorm {self.names.get(batch_norm, '?')!r} receives the output of "
+                    f"{self.names.get(layer, '?')!r} modified in place (e.g. by a forward hook); LRP needs it "
+                    "unchanged"
                 )
             return inputs
 
@@ -294,5 +457,9 @@ __all__ = [
     "find_batch_norm_pairs",
     "fold_batch_norm",
     "layer_function",
+    "normalization_of",
     "out_of_place_relu",
+    "own_forward",
+    "same_tensor",
+    "shared_eval_mode",
 ]

@@ -187,3 +187,123 @@ def test_stabilize_keeps_sign_and_never_returns_zero() -> None:
     z = torch.tensor([-1.0, 0.0, 1e-12, 2.0], dtype=torch.float64)
     out = stabilize(z, 1e-6)
     assert (out != 0).all() and (torch.sign(out[[0, 2, 3]]) == torch.sign(z[[0, 2, 3]])).all()
+
+
+# ---- the rule objects of the LRP engine (ε, z⁺, γ, αβ as modified gradients) -----------------------------------
+
+
+def oracle_rule(x: Tensor, w: Tensor, b: Tensor | None, r: Tensor, rule: str, eps: float = 1e-6,
+                gamma: float = 0.25) -> Tensor:
+    """Paper-literal ε (Bach et al. 2015), z⁺ (Montavon et al. 2017) and generalized γ (Montavon et al. 2019,
+    Andéol et al. 2021) for ``z_k = Σ_j x_j w_jk + b_k``, one neuron at a time, float64."""
+
+    def stab(value: Tensor) -> Tensor:
+        return value + eps if value >= 0 else value - eps
+
+    out = torch.zeros_like(x)
+    for n in range(x.shape[0]):
+        for k in range(w.shape[0]):
+            bias = torch.zeros((), dtype=x.dtype) if b is None else b[k]
+            c = x[n] * w[k]
+            c_pos = x[n].clamp(min=0) * w[k].clamp(min=0) + x[n].clamp(max=0) * w[k].clamp(max=0)
+            c_neg = c - c_pos
+            z = c.sum() + bias
+            if rule == "epsilon":
+                share = c / stab(z)
+            elif rule == "zplus":
+                share = c_pos / stab(c_pos.sum() + bias.clamp(min=0))
+            elif z > 0:  # gamma: an output is explained by the contributions of its own sign, weighted up by γ
+                share = (c + gamma * c_pos) / stab(z + gamma * (c_pos.sum() + bias.clamp(min=0)))
+            elif z < 0:
+                share = (c + gamma * c_neg) / stab(z + gamma * (c_neg.sum() + bias.clamp(max=0)))
+            else:
+                share = torch.zeros_like(c)
+            out[n] += share * r[n, k]
+    return out
+
+
+def _relevance_through(rule: object, x: Tensor, w: Tensor, b: Tensor | None, g: Tensor,
+                       layer_fn: object = F.linear) -> tuple[Tensor, Tensor]:
+    leaf = x.clone().requires_grad_(True)
+    out = rule.forward(leaf, w, b, layer_fn)
+    (grad,) = torch.autograd.grad(out, leaf, g)
+    return out.detach(), x * grad
+
+
+@pytest.mark.parametrize("name", ["epsilon", "zplus", "gamma"])
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("non_negative", [False, True])
+def test_rule_objects_match_the_paper_formulas(name: str, with_bias: bool, non_negative: bool) -> None:
+    from captum_wsam.attr import Epsilon, Gamma, ZPlus
+
+    torch.manual_seed(1)
+    x = _mixed(3, 7).abs() if non_negative else _mixed(3, 7)
+    w, b = _mixed(5, 7), (_mixed(5) if with_bias else None)
+    rule = {"epsilon": Epsilon(0.01), "zplus": ZPlus(0.01), "gamma": Gamma(0.5, 0.01)}[name]
+    g = _mixed(3, 5)
+    out, got = _relevance_through(rule, x, w, b, g)
+    torch.testing.assert_close(out, F.linear(x, w, b), rtol=1e-12, atol=1e-12)
+    expected = oracle_rule(x, w, b, out * g, name, eps=0.01, gamma=0.5)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["epsilon", "zplus", "gamma", "alphabeta"])
+def test_rule_objects_on_conv2d_equal_zennit(name: str) -> None:
+    """A single Conv2d with bias and mixed-sign inputs: our rule object against zennit's rule of the same name."""
+    import zennit.rules as zr
+    from zennit.composites import LayerMapComposite
+
+    from captum_wsam.attr import AlphaBeta, Epsilon, Gamma, ZPlus
+
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1).double()
+    x = _mixed(2, 3, 7, 7)
+    ours = {"epsilon": Epsilon(1e-3), "zplus": ZPlus(1e-3), "gamma": Gamma(0.25, 1e-3),
+            "alphabeta": AlphaBeta(2.0, 1.0, 1e-3)}[name]
+    theirs = {"epsilon": zr.Epsilon(1e-3), "zplus": zr.ZPlus(1e-3), "gamma": zr.Gamma(0.25, 1e-3),
+              "alphabeta": zr.AlphaBeta(2.0, 1.0, 1e-3)}[name]
+    r = torch.randn(2, 4, 4, 4, dtype=torch.float64)
+    leaf = x.clone().requires_grad_(True)
+    with LayerMapComposite([(torch.nn.Conv2d, theirs)]).context(conv) as modified:
+        out = modified(leaf)
+        expected = torch.autograd.grad(out, leaf, r)[0]
+    out, got = _relevance_through(ours, x, conv.weight.detach(), conv.bias.detach(), r / conv(x).detach(),
+                                  conv._conv_forward)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_pass_hands_relevance_through_unchanged() -> None:
+    from captum_wsam.attr import Pass
+
+    x = _mixed(4, 6).requires_grad_(True)
+    for fn in (F.silu, F.gelu, F.hardswish, F.relu6, torch.relu):
+        y = fn(x.detach())
+        g = _mixed(4, 6)
+        out = Pass().elementwise(x, y)
+        torch.testing.assert_close(out, y)
+        torch.testing.assert_close(x.detach() * torch.autograd.grad(out, x, g)[0], y * g)
+
+
+@pytest.mark.parametrize(
+    "make,error",
+    [(lambda R: R.Epsilon(-1.0), ValueError), (lambda R: R.Gamma(float("nan")), ValueError),
+     (lambda R: R.AlphaBeta(2.0, 0.5), ValueError), (lambda R: R.ZBox(1.0, 0.0), ValueError),
+     (lambda R: R.ZBox(float("nan"), 1.0), ValueError), (lambda R: R.ZBox(torch.tensor([0.0, float("nan")]), 1.0),
+                                                         ValueError),
+     (lambda R: R.ZBox(0.0, 1.0, normalization=((0.5,), (0.0,))), ValueError), (lambda R: R.ZPlus("1"), TypeError)],
+)
+def test_rule_objects_reject_bad_arguments(make: object, error: type[Exception]) -> None:
+    import captum_wsam.attr as R
+
+    with pytest.raises(error):
+        make(R)
+
+
+def test_rules_refuse_the_wrong_kind_of_layer() -> None:
+    from captum_wsam.attr import Epsilon, Pass, ZBox
+
+    with pytest.raises(TypeError, match="element-wise"):
+        Epsilon().elementwise(torch.ones(1), torch.ones(1))
+    with pytest.raises(TypeError, match="Conv/Linear"):
+        Pass().forward(torch.ones(1, 2), torch.ones(2, 2), None, F.linear)
+    assert ZBox().explicit and not Epsilon().explicit
