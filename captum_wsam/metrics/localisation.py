@@ -164,7 +164,7 @@ def pointing_game(attributions: Any, masks: Tensor, tolerance: int = 0, absolute
         absolute: point at the maximum of :math:`|M|` instead of :math:`M`.
 
     Returns:
-        Hits as floats (1.0 or 0.0), shape :math:`(N,)`.
+        Hits as 1.0 or 0.0 in the attributions' dtype, shape :math:`(N,)`.
 
     Examples:
         >>> maps = torch.zeros(2, 4, 4); maps[0, 1, 1] = 1.0; maps[1, 3, 3] = 1.0
@@ -177,12 +177,12 @@ def pointing_game(attributions: Any, masks: Tensor, tolerance: int = 0, absolute
     n, h, w = maps.shape
     best = maps.reshape(n, -1).argmax(1)
     if tolerance == 0:
-        return regions.reshape(n, -1).gather(1, best[:, None])[:, 0].float()
+        return regions.reshape(n, -1).gather(1, best[:, None])[:, 0].to(maps.dtype)
     rows = torch.arange(h, device=maps.device)[None, :, None]
     cols = torch.arange(w, device=maps.device)[None, None, :]
     squared = (rows - (best // w)[:, None, None]) ** 2 + (cols - (best % w)[:, None, None]) ** 2
     nearest = squared.masked_fill(~regions, h * h + w * w + 1).reshape(n, -1).min(1).values
-    return (nearest <= tolerance * tolerance).float()
+    return (nearest <= tolerance * tolerance).to(maps.dtype)
 
 
 def relevance_mass_accuracy(attributions: Any, masks: Tensor, absolute: bool = False) -> Tensor:
