@@ -19,12 +19,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .._checks import check_positive_int
 from .._compat import BatchNorm
-from ..data.batches import as_loader, split_batch
+from ..data.batches import split_batch
 from . import checkpoint as ckpt
 from . import functional as TF
 from .evaluation import accuracy
@@ -59,10 +59,10 @@ class AdversarialTrainer(TrainerOptions):
     the per-sample state objects (:class:`~captum_wsam.train.memory.SampleMemory`) that are checkpointed and checked
     against the data set size on resume.
 
-    Checkpoints (``checkpoint_dir``) are written atomically at the end of every epoch (:mod:`~captum_wsam.train.
-    checkpoint`). ``fit(..., resume=True)`` validates the whole of ``last.pt`` first (a :class:`CheckpointError` names
-    the part and the file; nothing is changed), then continues; on the CPU an interrupted and resumed run ends with
-    bitwise the same weights as an uninterrupted one. A non-finite loss stops training with ``FloatingPointError``
+    Checkpoints (``checkpoint_dir``) are written atomically at the end of every epoch. ``fit(..., resume=True)``
+    validates the whole of ``last.pt`` first (a :class:`CheckpointError` names the part and the file; nothing is
+    changed), then continues; on the CPU an interrupted and resumed run ends with bitwise the same weights as an
+    uninterrupted one. A non-finite loss stops training with ``FloatingPointError``
     before the step, so the last checkpoint stays the last good one.
 
     Distributed: under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` and a Dataset is sharded with a
@@ -343,16 +343,6 @@ class AdversarialTrainer(TrainerOptions):
             self._run_epoch(loader, epoch, epochs)
         self.model.eval()
         return self.history
-
-    def _loader(self, data: Dataset | DataLoader, batch_size: int) -> DataLoader:
-        if self.world_size > 1 and not isinstance(data, DataLoader):
-            if not isinstance(data, Dataset):
-                raise TypeError(f"data must be a torch Dataset or DataLoader, got {type(data).__name__}")
-            if batch_size % self.world_size:
-                raise ValueError(f"batch_size must be divisible by the world size {self.world_size}, got {batch_size}")
-            sampler = DistributedSampler(data, self.world_size, self.rank, shuffle=True, seed=self.seed)
-            return DataLoader(data, batch_size=batch_size // self.world_size, sampler=sampler)
-        return as_loader(data, batch_size, shuffle=True, seed=self.seed)
 
     def _run_epoch(self, loader: DataLoader, epoch: int, epochs: int) -> None:
         began = time.perf_counter()

@@ -15,11 +15,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .._checks import check_choice, check_in_range, check_type
 from ..attacks import LPA3
 from ..attacks.sat import _SATBase
+from ..data.batches import as_loader
 from .memory import SaliencyCache, SelectionMemory
 
 
@@ -146,6 +147,16 @@ class TrainerOptions:
     def saliency_memory(self) -> dict[str, Tensor] | None:
         """The SAT saliency cache ``{"maps": int8 (N, C, H, W), "valid": bool (N,)}`` (``None`` when empty)."""
         return None if self.saliency_maps is None else self.saliency_maps.state_dict()
+
+    def _loader(self, data: Dataset | DataLoader, batch_size: int) -> DataLoader:
+        if self.world_size > 1 and not isinstance(data, DataLoader):
+            if not isinstance(data, Dataset):
+                raise TypeError(f"data must be a torch Dataset or DataLoader, got {type(data).__name__}")
+            if batch_size % self.world_size:
+                raise ValueError(f"batch_size must be divisible by the world size {self.world_size}, got {batch_size}")
+            sampler = DistributedSampler(data, self.world_size, self.rank, shuffle=True, seed=self.seed)
+            return DataLoader(data, batch_size=batch_size // self.world_size, sampler=sampler)
+        return as_loader(data, batch_size, shuffle=True, seed=self.seed)
 
     def _attack_kwargs(self, info: Mapping[str, Any]) -> dict[str, Any]:
         kwargs = {}
