@@ -181,13 +181,14 @@ class PixelSpace:
             self.mean: Tensor | None = None
             self.std: Tensor | None = None
         else:
-            self.mean, self.std = (torch.as_tensor(part, dtype=torch.float64).detach().reshape(1, -1, 1, 1)
+            self.mean, self.std = (torch.as_tensor(part, dtype=torch.float64).detach().reshape(-1, 1, 1)
                                    for part in normalization)
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
         assert self.mean is not None and self.std is not None
-        if self.mean.shape[1] not in (1, like.shape[1]) or self.std.shape[1] not in (1, like.shape[1]):
-            raise ValueError(f"normalization must hold 1 or {like.shape[1]} values per statistic for inputs of shape "
+        channels = like.shape[-3]  # (..., C, H, W): batches and WSAM's (S, A, B, C, H, W) grids alike
+        if self.mean.shape[0] not in (1, channels) or self.std.shape[0] not in (1, channels):
+            raise ValueError(f"normalization must hold 1 or {channels} values per statistic for inputs of shape "
                              f"{tuple(like.shape)}, got mean {self.mean.reshape(-1).tolist()} and std "
                              f"{self.std.reshape(-1).tolist()}")
         return self.mean.to(like), self.std.to(like)
