@@ -190,3 +190,85 @@ def test_default_style_augment_equals_float64_loop(small: SmallCNN) -> None:
     x, target = torch.rand(2, 3, 32, 32, dtype=torch.float64), torch.tensor([3, 1])
     expected = reference_wsam(model, "block2", wsam.augment, x, target, wsam.styles, (0.3, 0.9))
     torch.testing.assert_close(wsam.attribute(x, target, chunk_size=3), expected, atol=1e-10, rtol=1e-8)
+
+
+def authors_wsam_loop(model: nn.Module, layer_name: str, augment: ColourStyles, x: Tensor, styles: list[int],
+                      alphas: tuple[float, ...]) -> tuple[Tensor, Tensor]:
+    """The authors' loop, literally, in float64: for each image, style and α, the styled copy is explained for its own
+    top-1 class, weighted by that class's probability; the sum is divided by Ω = #styles × #α. Also returns the
+    top-1 classes (S, A, B)."""
+    model = copy.deepcopy(model).double().eval()
+    layer = model.get_submodule(layer_name)
+    x = x.double()
+    maps, classes, saved = [], torch.empty(len(styles), len(alphas), len(x), dtype=torch.long), {}
+    for i in range(len(x)):
+        total = 0.0
+        for s, sigma in enumerate(styles):
+            for a, alpha in enumerate(alphas):
+                styled = augment.stylize(x[i : i + 1], sigma, alpha)
+                handle = layer.register_forward_hook(lambda _m, _i, o: saved.__setitem__("A", o))
+                try:
+                    logits = model(styled)
+                finally:
+                    handle.remove()
+                probabilities = torch.softmax(logits[0], dim=0)
+                top1 = int(probabilities.argmax())
+                classes[s, a, i] = top1
+                (grad,) = torch.autograd.grad(logits[0, top1], saved["A"])
+                weights = grad[0].mean(dim=(1, 2))
+                cam = torch.relu((weights[:, None, None] * saved["A"][0]).sum(dim=0))
+                total = total + probabilities[top1] * cam
+        maps.append((total / (len(styles) * len(alphas)))[None].detach())
+    return torch.stack(maps), classes
+
+
+class ColourNet(nn.Module):
+    """A small CNN whose class depends strongly on colour (a mean-colour skip into the logits), so that styling
+    flips predictions -- an untrained SmallCNN predicts one class for everything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                                      nn.ReLU())
+        self.head = nn.Linear(8, 5)
+        self.colour = nn.Linear(3, 5, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3))) + 50 * self.colour(x.mean(dim=(2, 3)) - 0.5)
+
+
+def test_class_per_style_follows_the_authors_code(augment: ColourStyles) -> None:
+    torch.manual_seed(3)
+    model = ColourNet().double().eval()
+    x = torch.rand(4, 3, 32, 32, dtype=torch.float64)
+    styles, alphas = [0, 3, 5], (0.0, 0.5)
+    expected, classes = authors_wsam_loop(model, "features.2", augment, x, styles, alphas)
+    unstyled = model(x).argmax(dim=1)
+    assert (classes != unstyled).any(), "precondition: styling must flip some classes for the test to discriminate"
+    default = WSAM(model, model.features[2], augment, alphas=alphas, styles=styles)
+    assert default.class_per_style
+    torch.testing.assert_close(default.attribute(x, chunk_size=5), expected, atol=1e-12, rtol=1e-10)
+    one_class = WSAM(model, model.features[2], augment, alphas=alphas, styles=styles, class_per_style=False)
+    assert not torch.allclose(one_class.attribute(x), expected)
+    # a given target is used for every copy, whatever class_per_style says
+    assert torch.equal(default.attribute(x, unstyled), one_class.attribute(x, unstyled))
+
+
+def test_target_none_consistent_between_sam_and_wsam(augment: ColourStyles) -> None:
+    """WSAM(target=None) is the probability-weighted mean of the SAM(target=None) maps of its copies."""
+    torch.manual_seed(3)
+    model = ColourNet().double().eval()
+    x = torch.rand(3, 3, 32, 32, dtype=torch.float64)
+    styles, alphas = [1, 4], (0.2, 0.6)
+    wsam, sams, probabilities = WSAM(model, model.features[2], augment, alphas=alphas, styles=styles).attribute(
+        x, return_sams=True)
+    sam = SAM(model, model.features[2], augment)
+    total = torch.zeros_like(wsam)
+    for s, style in enumerate(styles):
+        for a, alpha in enumerate(alphas):
+            sam_map = sam.attribute(x, None, alpha=alpha, style=style)
+            torch.testing.assert_close(sams[s, a], sam_map)
+            top1 = torch.softmax(model(augment.stylize(x, style, alpha)), dim=1).max(dim=1).values
+            torch.testing.assert_close(probabilities[s, a], top1)
+            total = total + top1[:, None, None, None] * sam_map
+    torch.testing.assert_close(wsam, total / 4)
