@@ -4,6 +4,7 @@ the conv weights, mean of absolute values per filter, two-pass statistics, finit
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -293,3 +294,58 @@ def test_bad_input_gives_clear_errors() -> None:
         ParameterSaliency(model, mode="raw").attribute_detailed(x.long(), 0)
     with pytest.raises(ValueError, match="at least 2 samples"):
         ParameterSaliency(model).fit([(x[:1], torch.tensor([0]))], progress=False)
+
+
+def _saved_statistics(tmp_path: Path) -> tuple[ParameterSaliency, Path, dict]:
+    torch.manual_seed(0)
+    saliency = ParameterSaliency(SmallCNN(width=4, depth=2))
+    saliency.mean, saliency.std, saliency.count = torch.rand(12) + 0.1, torch.rand(12) + 0.5, 10
+    path = tmp_path / "stats.pt"
+    saliency.save(path)
+    return saliency, path, torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.update(mean=torch.zeros(11)), r"'mean' must be a float tensor of shape \(12,\)"),
+        (lambda s: s.update(std=torch.ones(12, 1)), r"'std' must be a float tensor of shape \(12,\)"),
+        (lambda s: s.pop("layers"), r"lack the keys \['layers'\]"),
+        (lambda s: [s.pop(k) for k in ("mean", "count")], r"lack the keys \['count', 'mean'\]"),
+        (lambda s: s.update(layers=["block1.conv", "head.conv"]), r"not layers of this model: \['head.conv'\]"),
+        (lambda s: s.update(sizes=[4, 9]), "are for layers"),
+        (lambda s: s["mean"].__setitem__(3, float("nan")), "'mean' holds 1 non-finite"),
+        (lambda s: s["std"].__setitem__(0, float("inf")), "'std' holds 1 non-finite"),
+        (lambda s: s["std"].__setitem__(0, 0.0), "'std' must be > 0"),
+        (lambda s: s.update(count=1), "'count' must be an int >= 2"),
+        (lambda s: s.update(format=2), "does not hold ParameterSaliency statistics"),
+    ],
+    ids=["short_mean", "std_shape", "no_layers", "no_mean_count", "unknown_layer", "sizes", "nan_mean", "inf_std",
+         "zero_std", "count", "format"],
+)
+def test_load_validates_and_names_the_file(tmp_path: Path, change, message: str) -> None:
+    _, _, state = _saved_statistics(tmp_path)
+    change(state)
+    bad = tmp_path / "bad_stats.pt"
+    torch.save(state, bad)
+    fresh = ParameterSaliency(SmallCNN(width=4, depth=2))
+    with pytest.raises(ValueError, match=message) as info:
+        fresh.load(bad)
+    assert "bad_stats.pt" in str(info.value)
+    assert fresh.mean is None and fresh.std is None and fresh.count == 0  # nothing half-loaded
+
+
+@pytest.mark.parametrize("content", [b"", b"not a torch file"], ids=["empty", "garbage"])
+def test_load_unreadable_file_names_it(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError, match=r"statistics in '.*broken\.pt' could not be read"):
+        ParameterSaliency(SmallCNN(width=4, depth=2)).load(bad)
+    with pytest.raises(FileNotFoundError):
+        ParameterSaliency(SmallCNN(width=4, depth=2)).load(tmp_path / "missing.pt")
+
+
+def test_load_round_trip(tmp_path: Path) -> None:
+    saliency, path, _ = _saved_statistics(tmp_path)
+    loaded = ParameterSaliency(SmallCNN(width=4, depth=2)).load(path)
+    assert torch.equal(loaded.mean, saliency.mean) and torch.equal(loaded.std, saliency.std) and loaded.count == 10
