@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # the demo needs the package alone (no dev tools: no docs, notebooks, zennit)
 DEMO_STAMP := $(VENV)/.installed-demo-stamp
 
-.PHONY: demo test lint docs benchmarks clean
+.PHONY: demo test lint docs benchmarks clean test-models
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# LRP over every torchvision classification model (slow); writes docs/supported_architectures.md
+test-models: $(STAMP)
+	CAPTUM_WSAM_FULL_REGISTRY=1 CAPTUM_WSAM_ARCH_TABLE=docs/supported_architectures.md \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/attr/test_lrp_models.py
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict

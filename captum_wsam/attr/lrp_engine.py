@@ -83,6 +83,9 @@ CONSTANT_PARAMETER_CONTAINERS = frozenset({
     "torchvision.models.vision_transformer.VisionTransformer", "torchvision.models.vision_transformer.Encoder",
     "torchvision.models.convnext.CNBlock", "timm.models.vision_transformer.VisionTransformer",
 })
+#: Containers whose name suggests attention but whose forward only combines handled children linearly.
+KNOWN_CONTAINERS = frozenset({"torchvision.models.maxvit.PartitionAttentionLayer",
+                              "timm.models.vision_transformer.Block"})
 LAYER_NORM_CHANNELS_FIRST = frozenset({"torchvision.models.convnext.LayerNorm2d", "timm.layers.norm.LayerNorm2d"})
 ATTENTION_NAMES = {
     "torchvision.models.swin_transformer.ShiftedWindowAttention": swin_attention_forward,
@@ -151,7 +154,7 @@ def kind_of(module: nn.Module) -> str | None:
         if list(module.parameters(recurse=False)) and name not in CONSTANT_PARAMETER_CONTAINERS:
             return None
         lowered = type(module).__name__.lower()
-        if "attention" in lowered or "excit" in lowered:
+        if name not in KNOWN_CONTAINERS and ("attention" in lowered or "excit" in lowered):
             return None
         return "container"
     return None
