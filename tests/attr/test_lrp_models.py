@@ -134,9 +134,9 @@ def _randomized(model: nn.Module) -> nn.Module:
 
 
 def bias_free(model: nn.Module) -> nn.Module:
-    """A copy with every input-independent term zeroed: biases, BatchNorm means and shifts, class tokens and position
-    embeddings (the terms that absorb relevance), in float64."""
-    model = copy.deepcopy(model).double()
+    """The model (changed in place: pass a fresh one) in float64 with every input-independent term zeroed: biases,
+    BatchNorm means and shifts, class tokens and position embeddings (the terms that absorb relevance)."""
+    model = model.double()
     with torch.no_grad():
         for module in model.modules():
             for name, param in module.named_parameters(recurse=False):
