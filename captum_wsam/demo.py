@@ -1,272 +1,774 @@
 """The offline demo: every capability of the package on the embedded ShapesTextures data, in one report.
 
 Trains a :class:`~captum_wsam.models.SmallCNN` three ways (plain, with :class:`~captum_wsam.augment.StyleAugment`,
-with SAT), then writes ``report.md`` with PNG figures: accuracy and shape bias (Geirhos et al. 2019), SAM across α and
-WSAM maps (Moreno-Vera et al.), WSAM variance per class, LRP αβ next to Captum's Grad-CAM, a parameter-saliency profile
-(Levin et al. 2021) and a robust-accuracy table under PGD (Madry et al. 2018). Everything runs on the CPU with data
-the package makes itself (no download).
+with SAT), then writes ``report.md`` -- opening with findings written from the measured numbers -- and PNG figures:
+accuracy and shape bias (Geirhos et al. 2019, arXiv:1811.12231), SAM across α and WSAM maps (Moreno-Vera et al.),
+WSAM variance per class, LRP αβ (Bach et al. 2015) next to Captum's Grad-CAM, a parameter-saliency profile (Levin et
+al. 2021, arXiv:2108.01335) and robust accuracy under PGD (Madry et al. 2018, arXiv:1706.06083). Everything runs on
+the CPU with data the package makes itself (no download).
+
+The data set and the augmentation of the style-trained model -- the demo's story -- are set in one place,
+:class:`DemoData`. Trained models are cached under ``~/.cache/captum_wsam/demo`` (``$XDG_CACHE_HOME`` is honoured),
+keyed by everything that determines them (settings, seed and the source of the code that trains them); a re-run
+with the same settings explains the same models without training them again.
+
+Files are written into a staging folder next to ``out``, each one atomically (temporary file, then rename), and the
+staging folder replaces ``out`` as a whole at the end: an interrupted run leaves the previous report untouched and a
+re-run never mixes old and new figures.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torchattacks
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
 
+from . import __version__
 from .attr import SAM, WSAM, LRPAlphaBeta, ParameterSaliency
 from .augment import StyleAugment
 from .data import ShapesTextures
-from .metrics import plot_wsam_variance, robust_accuracy, shape_bias, wsam_variance
+from .metrics import relevance_mass_accuracy, robust_accuracy, shape_bias, wsam_variance
 from .models import SmallCNN
-from .train import SATTrainer, accuracy, predict, train_classifier
+from .train import AdversarialTrainer, SATTrainer, accuracy, predict
+
+MARKER = ".captum-wsam-demo"  # written into every report folder: only such a folder is ever replaced
+MODELS = ("baseline", "style", "sat")
+TITLES = {"baseline": "baseline", "style": "StyleAugment", "sat": "SAT"}
+ACCURACY_TARGET = 0.9  # clean test accuracy every explained model reaches in full mode
+LEARNING_RATE, BATCH_SIZE = 1e-2, 64
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# THE DEMO'S STORY: the data set and the augmentation of the style-trained model, in one place.
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DemoData:
+    """The data set and the style augmentation of the demo (its story); everything else is sized by :class:`DemoConfig`.
+
+    With ``texture_shortcut=True`` (``ShapesTextures``' ImageNet-like setting) texture is the easy cue: a plain model
+    becomes texture-biased, and StyleAugment training -- which swaps textures but keeps shapes -- should raise its
+    shape bias and lower its WSAM variance.
+
+    Args:
+        texture_shortcut: ``ShapesTextures(texture_shortcut=...)`` for the training and test sets and the
+            cue-conflict set.
+        cue_agreement: without ``texture_shortcut``, the probability that an object's texture matches its shape.
+        style_p: probability that StyleAugment stylizes a training image.
+        style_alpha: StyleAugment's α range (``None``: its default); α = 1 is the image, α = 0 the full style.
+    """
+
+    texture_shortcut: bool = True
+    cue_agreement: float = 0.8
+    style_p: float = 0.5
+    style_alpha: tuple[float, float] | None = None
+
+    def dataset(self, n: int, size: int, seed: int, cue_conflict: bool = False) -> ShapesTextures:
+        """``n`` ShapesTextures images (labelled by shape) of this setting."""
+        if self.texture_shortcut:
+            return ShapesTextures(n=n, size=size, seed=seed, cue_conflict=cue_conflict, texture_shortcut=True)
+        return ShapesTextures(n=n, size=size, seed=seed, cue_conflict=cue_conflict, cue_agreement=self.cue_agreement)
+
+    def style_augment(self) -> StyleAugment:
+        """The StyleAugment of the style-trained model (its default backend), also the stylizer of SAM and WSAM."""
+        if self.style_alpha is None:
+            return StyleAugment(p=self.style_p)
+        return StyleAugment(alpha=self.style_alpha, p=self.style_p)
+
+    def describe(self) -> str:
+        if self.texture_shortcut:
+            return ("texture shortcut: object and background carry the texture family of the shape class, so texture "
+                    "fills the image and is the easier cue, as on ImageNet")
+        return f"the object's texture matches its shape class {self.cue_agreement:.0%} of the time"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/captum_wsam`` or ``~/.cache/captum_wsam``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "captum_wsam"
+
+
+@dataclass(frozen=True)
+class DemoBudget:
+    """How much work the demo does: image side, data set sizes, epochs and evaluation sizes.
+
+    Args:
+        size: image side in pixels (32..224).
+        n_train: training images.
+        n_test: test images (and as many cue-conflict images).
+        epochs: training epochs of each model.
+        n_eval: test images of the costlier evaluations (WSAM variance, robust accuracy, parameter saliency).
+        wsam_styles: styles of WSAM.
+        pgd_steps: PGD steps of the robust-accuracy table.
+    """
+
+    size: int
+    n_train: int
+    n_test: int
+    epochs: int
+    n_eval: int
+    wsam_styles: int
+    pgd_steps: int
+
+
+QUICK = DemoBudget(size=32, n_train=1000, n_test=300, epochs=4, n_eval=48, wsam_styles=3, pgd_steps=5)
+FULL = DemoBudget(size=48, n_train=2000, n_test=600, epochs=5, n_eval=160, wsam_styles=4, pgd_steps=10)
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Settings of :func:`run_demo`; ``quick`` shrinks every step so that the whole demo takes well under a minute."""
+    """Settings of :func:`run_demo`. ``quick`` shrinks every step (:data:`QUICK`, < 60 s on two CPU cores); the full
+    run (:data:`FULL`) trains every model to at least 90 % clean test accuracy (< 5 min on two cores, no cache).
+
+    Args:
+        out: report folder; created, or replaced as a whole if it holds an earlier demo report.
+        size: image side in pixels, 32..224 (``None``: the budget's, 32 in quick mode, 48 in full mode).
+        quick: the small run.
+        seed: seed of the data, the initial weights and the shuffling.
+        progress: show progress bars (the stage lines are printed either way).
+        cache_dir: folder of the trained-model cache (``None``: no cache).
+        data: the data set and style augmentation (:class:`DemoData`).
+        budget: explicit :class:`DemoBudget` (``None``: :data:`QUICK` or :data:`FULL`).
+    """
 
     out: Path = Path("demo_out")
-    size: int = 64
+    size: int | None = None
     quick: bool = False
     seed: int = 0
     progress: bool = True
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+    data: DemoData = field(default_factory=DemoData)
+    budget: DemoBudget | None = None
 
     @property
-    def n_train(self) -> int:
-        return 1500 if self.quick else 3000
+    def plan(self) -> DemoBudget:
+        """The budget in force (``size`` overriding its image side)."""
+        budget = self.budget if self.budget is not None else QUICK if self.quick else FULL
+        return budget if self.size is None else replace(budget, size=self.size)
 
-    @property
-    def n_test(self) -> int:
-        return 200 if self.quick else 600
 
-    @property
-    def epochs(self) -> int:
-        return 3 if self.quick else 6
+def check_config(config: DemoConfig) -> DemoConfig:
+    """Validate every setting and the output folder before any work; return the config with ``out`` resolved.
 
-    @property
-    def n_eval(self) -> int:
-        """Images used by the costlier evaluations (WSAM variance, robust accuracy)."""
-        return 48 if self.quick else 300
+    Raises:
+        TypeError: a setting of the wrong type.
+        ValueError: ``size`` outside [32, 224], a negative ``seed``, or an ``out`` that is a file, a folder this demo
+            did not write (and not empty), or inside an unwritable folder.
+    """
+    if not isinstance(config, DemoConfig):
+        raise TypeError(f"config must be a DemoConfig, got {type(config).__name__}")
+    if config.size is not None and (isinstance(config.size, bool) or not isinstance(config.size, int)):
+        raise TypeError(f"size must be an int, got {type(config.size).__name__}")
+    if config.size is not None and not 32 <= config.size <= 224:
+        raise ValueError(f"size must lie in [32, 224], got {config.size}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {config.seed!r}")
+    if not isinstance(config.data, DemoData):
+        raise TypeError(f"data must be a DemoData, got {type(config.data).__name__}")
+    if config.budget is not None and not isinstance(config.budget, DemoBudget):
+        raise TypeError(f"budget must be a DemoBudget, got {type(config.budget).__name__}")
+    for name, value in asdict(config.plan).items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"budget.{name} must be a positive int, got {value!r}")
+    if not 32 <= config.plan.size <= 224:
+        raise ValueError(f"budget.size must lie in [32, 224], got {config.plan.size}")
+    out = Path(config.out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder, got the file '{out}'")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise ValueError(f"out '{out}' is a non-empty folder that the demo did not write; the demo replaces its output "
+                         "folder as a whole, so choose a new or empty folder")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"out '{out}' cannot be written: '{parent}' is not a writable folder")
+    return replace(config, out=out)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Files: atomic writes into a staging folder that replaces the report folder as a whole
+# ---------------------------------------------------------------------------------------------------------------------
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary_path)`` next to ``path``, then rename it to ``path`` (the old file, if any, is replaced
+    in one step; on error the temporary file is removed and ``path`` is untouched)."""
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        temporary.chmod(0o666 & ~_umask())  # mkstemp's 0600 -> what a plain open() would have given
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def staged_folder(out: Path) -> Iterator[Path]:
+    """A fresh staging folder next to ``out``; on success it replaces ``out`` as a whole, on error it is removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.staging-*"):  # left by a killed run
+        if (stale / MARKER).exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    staging.chmod(0o777 & ~_umask())
+    (staging / MARKER).write_text("written by `captum-wsam demo`; the next run replaces this folder as a whole\n")
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        os.replace(out, old / out.name)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass
 class Report:
-    """Markdown lines and figures collected while the demo runs."""
+    """Markdown lines, figures and numbers collected while the demo runs; written into ``folder``."""
 
-    out: Path
+    folder: Path
     lines: list[str] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
 
     def section(self, title: str, *text: str) -> None:
         self.lines += ["", f"## {title}", "", *text]
 
     def table(self, header: list[str], rows: list[list[Any]]) -> None:
         def cell(value: Any) -> str:
-            return f"{value:.4g}" if isinstance(value, float) else str(value)
+            return f"{value:.3g}" if isinstance(value, float) else str(value)
 
         self.lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         self.lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
     def figure(self, fig: Any, name: str, caption: str) -> None:
-        path = self.out / f"{name}.png"
-        fig.savefig(path, dpi=90, bbox_inches="tight")
+        """Save ``fig`` as ``name.png`` (atomically) with a one-sentence caption of what to look for."""
+        atomic_write(self.folder / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90,
+                                                                          bbox_inches="tight"))
         plt.close(fig)
-        self.figures.append(path)
-        self.lines += ["", f"![{caption}]({path.name})", ""]
+        self.figures.append(name)
+        self.lines += ["", f"![{name}]({name}.png)", "", f"*{caption}*"]
 
-    def write(self) -> Path:
-        path = self.out / "report.md"
-        path.write_text("\n".join(["# captum_wsam demo report", *self.lines, ""]))
-        return path
+    def write(self, header: list[str]) -> Path:
+        text = "\n".join([*header, *self.lines, ""])
+        return atomic_write(self.folder / "report.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training, with one line per epoch and per model, and the cache
+# ---------------------------------------------------------------------------------------------------------------------
+def say(message: str) -> None:
+    """Print a stage line that stays on screen (above any progress bar)."""
+    tqdm.write(message)
+
+
+def _code_fingerprint() -> str:
+    """SHA-256 of the source files that determine a trained model (data, models, augmentations, attacks, training)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for sub in ("data", "models", "augment", "attacks", "train"):
+        for path in sorted((root / sub).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_key(cfg: DemoConfig, name: str) -> str:
+    settings = {"model": name, "data": asdict(cfg.data), "size": cfg.plan.size, "n_train": cfg.plan.n_train,
+                "epochs": cfg.plan.epochs, "seed": cfg.seed, "recipe": [LEARNING_RATE, BATCH_SIZE],
+                "version": __version__, "torch": torch.__version__,
+                "code": _code_fingerprint()}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _epoch_line(name: str, position: int, epochs: int) -> Callable[[Any, dict[str, float]], None]:
+    def callback(_: Any, record: dict[str, float]) -> None:
+        say(f"training {TITLES[name]} ({position}/{len(MODELS)}): epoch {int(record['epoch'])}/{epochs}, "
+            f"loss {record['loss']:.3f}, acc {record['accuracy']:.3f} ({record.get('time', float('nan')):.1f} s)")
+
+    return callback
+
+
+def _train(name: str, model: nn.Module, train: ShapesTextures, cfg: DemoConfig) -> list[dict[str, float]]:
+    # the same recipe for the three: AdamW with a one-cycle schedule (as train_classifier), one line per epoch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=1e-4)
+    steps = cfg.plan.epochs * math.ceil(len(train) / BATCH_SIZE)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps)
+    common = {"scheduler": scheduler, "scheduler_step": "batch", "progress": cfg.progress, "seed": cfg.seed,
+              "callbacks": [_epoch_line(name, MODELS.index(name) + 1, cfg.plan.epochs)]}
+    if name == "sat":
+        trainer: AdversarialTrainer = SATTrainer(model, optimizer, eps=4 / 255, weak_saliency="mask", **common)
+    else:
+        augment = cfg.data.style_augment() if name == "style" else None
+        trainer = AdversarialTrainer(model, optimizer, augment=augment, **common)
+    return trainer.fit(train, cfg.plan.epochs, batch_size=BATCH_SIZE)
+
+
+def trained_model(name: str, train: ShapesTextures, cfg: DemoConfig) -> tuple[nn.Module, bool]:
+    """The model ``name`` trained on ``train`` (from the cache when it holds one for these settings), in eval mode;
+    and whether it came from the cache."""
+    torch.manual_seed(cfg.seed)
+    model = SmallCNN(num_classes=train.num_classes)
+    path = None if cfg.cache_dir is None else Path(cfg.cache_dir) / "demo" / f"{name}-{_cache_key(cfg, name)}.pt"
+    if path is not None and path.is_file():
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+            say(f"training {TITLES[name]} ({MODELS.index(name) + 1}/{len(MODELS)}): loaded from the cache {path}")
+            return model.eval(), True
+        except Exception as error:  # a damaged cache entry is rebuilt, not fatal
+            say(f"cache entry {path} unreadable ({type(error).__name__}: {error}); training again")
+    history = _train(name, model, train, cfg)
+    model.eval()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            state = {"model": model.state_dict(), "history": history}
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
+        except OSError as error:  # an unwritable cache costs time on the next run, nothing else
+            say(f"could not write the cache entry {path}: {error}")
+    return model, False
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------------------------------
+def _image(image: Tensor) -> np.ndarray:
+    return image.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy()
 
 
 def _show(ax: Any, image: Tensor, title: str = "") -> None:
-    ax.imshow(image.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy())
+    ax.imshow(_image(image), interpolation="nearest")
     ax.set_title(title, fontsize=8)
     ax.axis("off")
 
 
-def _overlay(ax: Any, image: Tensor, heat: Tensor, title: str = "", cmap: str = "jet") -> None:
-    _show(ax, image, title)
+def _heat(ax: Any, image: Tensor, heat: Tensor, title: str, symmetric: bool = False) -> Any:
+    """Heat map over a grey copy of ``image``: ``symmetric`` uses a diverging map centred on 0 (red +, blue -) and
+    scaled to the 99th percentile of :math:`|R|`, else ``inferno`` on [0, max]. Returns the mappable (colour bar)."""
     heat = heat.detach().float().cpu()
-    scale = heat.abs().max().clamp(min=1e-12)
-    ax.imshow((heat / scale).numpy(), cmap=cmap, alpha=0.5, vmin=-1 if cmap == "bwr" else 0, vmax=1)
+    ax.imshow(_image(image).mean(-1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if symmetric:
+        scale = float(torch.quantile(heat.abs().flatten(), 0.99).clamp(min=1e-12))
+        mappable = ax.imshow((heat / scale).clamp(-1, 1).numpy(), cmap="seismic", vmin=-1, vmax=1, alpha=0.75,
+                             interpolation="nearest")
+    else:
+        scale = float(heat.max().clamp(min=1e-12))
+        mappable = ax.imshow((heat / scale).clamp(0, 1).numpy(), cmap="inferno", vmin=0, vmax=1, alpha=0.6,
+                             interpolation="bilinear")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+    return mappable
 
 
-def _train_models(cfg: DemoConfig, train: ShapesTextures) -> dict[str, nn.Module]:
-    models: dict[str, nn.Module] = {}
-    torch.manual_seed(cfg.seed)
-    models["baseline"] = SmallCNN(num_classes=train.num_classes)
-    train_classifier(models["baseline"], train, epochs=cfg.epochs, lr=5e-3, seed=cfg.seed, progress=cfg.progress)
-
-    torch.manual_seed(cfg.seed)
-    models["style"] = SmallCNN(num_classes=train.num_classes)
-    augment = StyleAugment(alpha=(0.3, 0.8), p=0.5)
-    train_classifier(models["style"], train, epochs=cfg.epochs, lr=5e-3, seed=cfg.seed, progress=cfg.progress,
-                     augment=augment)
-
-    torch.manual_seed(cfg.seed)
-    models["sat"] = SmallCNN(num_classes=train.num_classes)
-    optimizer = torch.optim.AdamW(models["sat"].parameters(), lr=3e-3, weight_decay=1e-4)
-    SATTrainer(models["sat"], optimizer, weak_saliency="mask", progress=cfg.progress).fit(
-        train, epochs=cfg.epochs, batch_size=64)
-    for model in models.values():
-        model.eval()
-    return models
+def _colorbar(fig: Any, mappable: Any, axes: Any, label: str) -> None:
+    bar = fig.colorbar(mappable, ax=axes, shrink=0.6, pad=0.02)
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
 
 
-def _samples_per_class(data: ShapesTextures, model: nn.Module) -> tuple[Tensor, Tensor]:
+def _bar_labels(ax: Any, bars: Any, values: list[float]) -> None:
+    for bar, value in zip(bars, values):
+        ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The demo
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Stage:
+    count: int
+    done: int = 0
+    began: float = field(default_factory=time.perf_counter)
+
+    def start(self, text: str) -> None:
+        self.done += 1
+        self.began = time.perf_counter()
+        say(f"[{self.done}/{self.count}] {text}")
+
+    def end(self, text: str) -> None:
+        say(f"      {text} ({time.perf_counter() - self.began:.1f} s)")
+
+
+def _samples_per_class(data: ShapesTextures) -> tuple[Tensor, Tensor, Tensor]:
     images, labels = data.tensors()
     chosen = [int((labels == c).nonzero()[0]) for c in range(data.num_classes) if (labels == c).any()]
-    x, y = images[chosen], labels[chosen]
-    return x, y
+    return images[chosen], labels[chosen], data.masks[chosen]
+
+
+def _findings(cfg: DemoConfig, n: dict[str, float], classes: int, explained: list[str]) -> list[str]:
+    def cue(bias: float) -> str:
+        return "mostly the object's shape" if bias > 0.5 else "mostly texture"
+
+    lines = ["## Findings", ""]
+    acc = {m: n[f"{m}_accuracy"] for m in MODELS}
+    bias = {m: n[f"{m}_shape_bias"] for m in MODELS}
+    lines.append(
+        "- **What the models learned.** Clean test accuracy: " + ", ".join(f"{TITLES[m]} {acc[m]:.1%}" for m in MODELS)
+        + f" (chance {1 / classes:.0%}" + ("" if cfg.quick else f"; the full run aims at ≥ {ACCURACY_TARGET:.0%}")
+        + ")." + ("" if all(acc[m] >= ACCURACY_TARGET for m in explained) else
+                  f" Below {ACCURACY_TARGET:.0%}: " + ", ".join(TITLES[m] for m in explained
+                                                                if acc[m] < ACCURACY_TARGET)
+                  + (" (quick mode trains briefly; run without `--quick` for the full budget)." if cfg.quick else "."))
+    )
+    change = bias["style"] - bias["baseline"]
+    lines.append(
+        f"- **Which cue they use.** On cue-conflict images (shape of one class, texture of another) the baseline "
+        f"decides by shape {bias['baseline']:.0%} of the time -- {cue(bias['baseline'])} -- and the StyleAugment model "
+        f"{bias['style']:.0%} ({'+' if change >= 0 else '−'}{abs(change):.2f}): style augmentation "
+        + ("moved it towards shape." if change > 0.05 else "moved it away from shape." if change < -0.05 else
+           "left its cue preference about where it was.")
+        + f" SAT: {bias['sat']:.0%}."
+    )
+    variance = (n["baseline_wsam_variance_mean"], n["style_wsam_variance_mean"])
+    lines.append(
+        f"- **WSAM.** Stylizing the input moves the baseline's explanation by a mean WSAM variance of "
+        f"{variance[0]:.3g} and the StyleAugment model's by {variance[1]:.3g} "
+        + ("(lower: its evidence survives a change of texture)." if variance[1] < variance[0] else
+           "(not lower: its evidence still moves with texture).")
+        + f" On one image per class, {n['wsam_on_object']:.0%} of the baseline's positive WSAM and "
+        f"{n['gradcam_on_object']:.0%} of its Grad-CAM fall on the object, which covers {n['object_area']:.0%} of "
+        "the image; the rest falls on the background"
+        + (", which carries the same texture family (texture evidence)." if cfg.data.texture_shortcut else ".")
+    )
+    lines.append(
+        f"- **LRP αβ.** α1β0 puts {n['lrp10_on_object']:.0%} and α2β1 {n['lrp21_on_object']:.0%} of the baseline's "
+        "positive relevance on the object; α2β1 also shows negative (blue) evidence against the class."
+    )
+    if "misclassified_mean_saliency" in n:
+        lines.append(
+            f"- **Parameter saliency.** {int(n['misclassified'])} of {int(n['saliency_images'])} test images are "
+            f"misclassified by the baseline; their mean standardized filter saliency is "
+            f"{n['misclassified_mean_saliency']:.2f} against {n['correct_mean_saliency']:.2f} for correct ones "
+            + ("(higher: a few filters stand out for the mistakes)." if n["misclassified_mean_saliency"]
+               > n["correct_mean_saliency"] else "(no higher: no filter stands out for the mistakes).")
+        )
+    else:
+        lines.append("- **Parameter saliency.** The baseline misclassifies none of the images examined.")
+    lines.append(
+        f"- **Robust accuracy.** Under PGD at ε = 4/255 the baseline keeps {n['baseline_PGD_4_255']:.0%} and the SAT "
+        f"model {n['sat_PGD_4_255']:.0%} of its test images (clean: {n['baseline_clean']:.0%} and "
+        f"{n['sat_clean']:.0%})."
+    )
+    return lines
 
 
 def run_demo(config: DemoConfig) -> dict[str, float]:
     """Run the demo and write ``config.out / "report.md"`` with its figures; return the headline numbers.
 
+    Arguments and the output folder are checked first (:func:`check_config`); the report folder is replaced as a
+    whole at the end (:func:`staged_folder`). One line per stage and per training epoch is printed.
+
+    Args:
+        config: the settings.
+
+    Returns:
+        The numbers of the report by name (accuracies, shape biases, WSAM variances, robust accuracies, seconds).
+
+    Raises:
+        TypeError, ValueError: bad settings or output folder (before any work).
+        RuntimeError: a non-finite number in the results (nothing is written then).
+
     Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
-        ...     numbers = run_demo(DemoConfig(out=Path(tmp), size=32, quick=True, progress=False))
+        ...     numbers = run_demo(DemoConfig(out=Path(tmp) / "report", quick=True, progress=False, cache_dir=None))
     """
     start = time.perf_counter()
-    cfg = config
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    report = Report(cfg.out)
-    report.lines.append(
-        f"\nSmallCNN on ShapesTextures (label: shape, {cfg.size}×{cfg.size}, {cfg.n_train} training images, "
-        f"{cfg.epochs} epochs, seed {cfg.seed}{', quick mode' if cfg.quick else ''}). The training set's object "
-        "texture matches the shape class 80 % of the time, so texture is a tempting shortcut; the cue-conflict set "
-        "then tells which cue each model follows."
-    )
-    # 1. data and models
-    train = ShapesTextures(n=cfg.n_train, size=cfg.size, seed=cfg.seed, cue_agreement=0.8, progress=cfg.progress)
-    test = ShapesTextures(n=cfg.n_test, size=cfg.size, seed=cfg.seed + 1)
-    conflict = ShapesTextures(n=cfg.n_test, size=cfg.size, seed=cfg.seed + 2, cue_conflict=True)
-    models = _train_models(cfg, train)
-    baseline = models["baseline"]
+    cfg = check_config(config)
+    size = cfg.plan.size
+    stage = _Stage(count=8)
+    with staged_folder(cfg.out) as folder:
+        report = Report(folder)
+        numbers = report.numbers
 
-    report.section("Accuracy and shape bias",
-                   "Shape bias: fraction of shape decisions among cue-conflict decisions that match either cue.")
-    rows = []
-    for name, model in models.items():
-        acc, bias = accuracy(model, test), shape_bias(model, conflict)
-        report.numbers[f"{name}_accuracy"], report.numbers[f"{name}_shape_bias"] = acc, bias
-        rows.append([name, acc, bias])
-    report.table(["model", "clean test accuracy", "shape bias"], rows)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar([r[0] for r in rows], [r[2] for r in rows], color="tab:blue")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("shape bias")
-    report.figure(fig, "shape_bias", "Shape bias of the three models")
+        # 1. data
+        stage.start(f"data: ShapesTextures {size}×{size}, {cfg.data.describe()}")
+        train = cfg.data.dataset(cfg.plan.n_train, size, cfg.seed)
+        test = cfg.data.dataset(cfg.plan.n_test, size, cfg.seed + 1)
+        conflict = cfg.data.dataset(cfg.plan.n_test, size, cfg.seed + 2, cue_conflict=True)
+        stage.end(f"{len(train)} training, {len(test)} test, {len(conflict)} cue-conflict images")
 
-    # 2. SAM across alpha and WSAM
-    x, y = _samples_per_class(test, baseline)
-    layer = baseline.block3
-    sam = SAM(baseline, layer)
-    styles, alphas = [0, 7, 19], [1.0, 0.8, 0.5, 0.2]
-    fig, axes = plt.subplots(2 * len(styles), len(alphas), figsize=(2 * len(alphas), 4 * len(styles)))
-    for i, style in enumerate(styles):
-        for j, alpha in enumerate(alphas):
-            styled = sam.augment.stylize(x[:1], style, alpha)
-            heat = sam.attribute(x[:1], target=y[:1], alpha=alpha, style=style)
-            heat = LayerAttribution.interpolate(heat, x.shape[-2:], "bilinear")[0, 0]
-            _show(axes[2 * i, j], styled[0], f"style {style}, α={alpha}")
-            _overlay(axes[2 * i + 1, j], styled[0], heat, "SAM")
-    fig.tight_layout()
-    report.section("SAM across α", "Rows: styled input and its SAM (Grad-CAM on the styled input) at "
-                   "`block3`; α = 1 is the unstyled image, smaller α means more style.")
-    report.figure(fig, "sam_alpha", "SAM across α for three styles")
+        # 2. models
+        stage.start(f"training {len(MODELS)} SmallCNNs for {cfg.plan.epochs} epochs each: plain, with StyleAugment, "
+                    "with SAT" + ("" if cfg.cache_dir is None else f" (cache: {Path(cfg.cache_dir) / 'demo'})"))
+        models, cached = {}, {}
+        for name in MODELS:
+            models[name], cached[name] = trained_model(name, train, cfg)
+        baseline = models["baseline"]
+        stage.end("trained" if not any(cached.values()) else
+                  f"{sum(cached.values())} of {len(MODELS)} from the cache")
 
-    wsam = WSAM(baseline, layer, alphas=(0.2, 0.4, 0.6, 0.8), styles=4 if cfg.quick else 6, seed=cfg.seed)
-    maps = LayerAttribution.interpolate(wsam.attribute(x, target=y), x.shape[-2:], "bilinear")
-    gradcam = LayerAttribution.interpolate(LayerGradCam(baseline, layer).attribute(x, target=y, relu_attributions=True),
-                                           x.shape[-2:], "bilinear")
-    fig, axes = plt.subplots(3, len(x), figsize=(2 * len(x), 6))
-    for k in range(len(x)):
-        _show(axes[0, k], x[k], test.classes[int(y[k])])
-        _overlay(axes[1, k], x[k], gradcam[k, 0], "Grad-CAM")
-        _overlay(axes[2, k], x[k], maps[k, 0], "WSAM")
-    fig.tight_layout()
-    report.section("WSAM, one sample per class", "WSAM: probability-weighted mean of SAM over styles × α.")
-    report.figure(fig, "wsam", "WSAM next to Grad-CAM")
+        # 3. accuracy and shape bias
+        stage.start("accuracy and shape bias")
+        rows = []
+        for name, model in models.items():
+            numbers[f"{name}_accuracy"] = accuracy(model, test)
+            numbers[f"{name}_shape_bias"] = float(shape_bias(model, conflict))
+            rows.append([TITLES[name], numbers[f"{name}_accuracy"], numbers[f"{name}_shape_bias"]])
+        report.section(
+            "Accuracy and shape bias",
+            f"Clean accuracy on {len(test)} test images; shape bias (Geirhos et al. 2019): the fraction of shape "
+            f"decisions among the decisions on {len(conflict)} cue-conflict images that match either cue "
+            "(1 = always shape, 0 = always texture).",
+        )
+        report.table(["model", "clean test accuracy", "shape bias"], rows)
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+        names = [TITLES[m] for m in MODELS]
+        colours = ["tab:gray", "tab:orange", "tab:blue"]
+        for ax, key, label in zip(axes, ("accuracy", "shape_bias"), ("clean test accuracy", "shape bias")):
+            values = [numbers[f"{m}_{key}"] for m in MODELS]
+            _bar_labels(ax, ax.bar(names, values, color=colours), values)
+            ax.set_ylim(0, 1.12)
+            ax.set_ylabel(label)
+            ax.set_title(label)
+        axes[1].axhline(0.5, color="k", lw=0.8, ls="--")
+        axes[1].text(2.45, 0.51, "no preference", fontsize=7, ha="right", va="bottom")
+        fig.suptitle(f"What each model learned (ShapesTextures {size}×{size})", fontsize=10)
+        fig.tight_layout()
+        report.figure(fig, "shape_bias", "What to look for: a shape-bias bar below the dashed line means the model "
+                      "follows texture rather than shape when the two disagree; compare the StyleAugment bar with "
+                      "the baseline's.")
+        stage.end(", ".join(f"{TITLES[m]} {numbers[f'{m}_accuracy']:.1%} / {numbers[f'{m}_shape_bias']:.2f}"
+                            for m in MODELS))
 
-    # 3. WSAM variance per class
-    # item i does not depend on n: these are the first test images, with the data set's class names
-    subset = ShapesTextures(n=cfg.n_eval, size=cfg.size, seed=cfg.seed + 1)
-    result = wsam_variance(wsam, DataLoader(subset, batch_size=32), num_classes=test.num_classes,
-                           progress=cfg.progress)
-    report.section("WSAM variance per class", "How much stylization moves the explanation (seed 000's STL-10 table).")
-    variances = result.as_dict()
-    report.table(["class", "WSAM variance"], [[k, float(v)] for k, v in variances.items()])
-    for k, v in variances.items():
-        report.numbers[f"wsam_variance_{k}"] = float(v)
-    fig = plot_wsam_variance(result)
-    report.figure(fig.figure if hasattr(fig, "figure") and not isinstance(fig, plt.Figure) else fig, "wsam_variance",
-                  "WSAM variance per class")
+        # 4. SAM across alpha, WSAM and Grad-CAM
+        stage.start("SAM across α and WSAM of the baseline")
+        x, y, masks = _samples_per_class(test)
+        predicted = predict(baseline, x)
+        classes = test.classes
+        layer = baseline.block3
+        stylizer = cfg.data.style_augment()
+        sam = SAM(baseline, layer, augment=stylizer)
+        bank = len(stylizer.style_bank)
+        styles = sorted({0, bank // 3, (2 * bank) // 3})
+        alphas = [1.0, 0.75, 0.5, 0.25, 0.0]
+        fig, axes = plt.subplots(2 * len(styles), len(alphas), figsize=(1.9 * len(alphas), 3.9 * len(styles)))
+        for i, style in enumerate(styles):
+            for j, alpha in enumerate(alphas):
+                styled = sam.augment.stylize(x[:1], style, alpha)
+                pred = classes[int(predict(baseline, styled)[0])]
+                heat = sam.attribute(x[:1], target=y[:1], alpha=alpha, style=style, interpolate_to_input=True)
+                _show(axes[2 * i, j], styled[0], f"style {style}, α = {alpha:g}\npredicted: {pred}")
+                mappable = _heat(axes[2 * i + 1, j], styled[0], heat[0, 0], f"SAM for '{classes[int(y[0])]}'")
+        _colorbar(fig, mappable, axes, "SAM (Grad-CAM on the styled image), / max")
+        fig.suptitle(f"SAM across α: a {classes[int(y[0])]} stylized by three styles (α = 1: the image itself)",
+                     fontsize=10)
+        report.section(
+            "SAM across α",
+            "Rows: the styled input with the baseline's prediction, and its style activation map (SAM: Grad-CAM on the "
+            "styled input) at `block3` for the true class. α = 1 is the unstyled image; smaller α means more style.",
+        )
+        report.figure(fig, "sam_alpha", "What to look for: whether the prediction and the bright region stay on the "
+                      "object as α falls -- a texture-biased model changes its mind once the texture is replaced.")
 
-    # 4. LRP alpha-beta and Grad-CAM
-    fig, axes = plt.subplots(4, len(x), figsize=(2 * len(x), 8))
-    lrp21 = LRPAlphaBeta(baseline, alpha=2.0, beta=1.0).attribute(x, target=y).sum(1)
-    lrp10 = LRPAlphaBeta(baseline, alpha=1.0, beta=0.0).attribute(x, target=y).sum(1)
-    for k in range(len(x)):
-        _show(axes[0, k], x[k], test.classes[int(y[k])])
-        _overlay(axes[1, k], x[k], gradcam[k, 0], "Grad-CAM")
-        _overlay(axes[2, k], x[k], lrp10[k], "LRP α1β0", cmap="bwr")
-        _overlay(axes[3, k], x[k], lrp21[k], "LRP α2β1", cmap="bwr")
-    fig.tight_layout()
-    report.section("LRP αβ and Grad-CAM", "Red: positive relevance, blue: negative (α2β1 only).")
-    report.figure(fig, "lrp", "LRP αβ next to Grad-CAM")
+        wsam = WSAM(baseline, layer, augment=stylizer, alphas=(0.25, 0.5, 0.75), styles=cfg.plan.wsam_styles,
+                    seed=cfg.seed)
+        maps = LayerAttribution.interpolate(wsam.attribute(x, target=y), x.shape[-2:], "bilinear")
+        gradcam = LayerAttribution.interpolate(
+            LayerGradCam(baseline, layer).attribute(x, target=y, relu_attributions=True), x.shape[-2:], "bilinear")
+        numbers["wsam_on_object"] = float(relevance_mass_accuracy(maps, masks).nanmean())
+        numbers["gradcam_on_object"] = float(relevance_mass_accuracy(gradcam, masks).nanmean())
+        numbers["object_area"] = float(masks.float().mean())
+        fig, axes = plt.subplots(3, len(x), figsize=(1.9 * len(x), 6.2))
+        for k in range(len(x)):
+            _show(axes[0, k], x[k], f"{classes[int(y[k])]}\npredicted: {classes[int(predicted[k])]}")
+            mappable = _heat(axes[1, k], x[k], gradcam[k, 0], "Grad-CAM")
+            _heat(axes[2, k], x[k], maps[k, 0], "WSAM")
+        _colorbar(fig, mappable, axes, "map / its max")
+        fig.suptitle(f"WSAM ({wsam.num_styles} styles × α ∈ {{0.25, 0.5, 0.75}}) next to Grad-CAM, one test image per "
+                     "class (baseline)", fontsize=10)
+        report.section(
+            "WSAM, one sample per class",
+            "WSAM: the probability-weighted mean of SAM over styles × α, for the true class at `block3`; Grad-CAM of "
+            f"the unstyled image above it. {numbers['wsam_on_object']:.0%} of WSAM's and "
+            f"{numbers['gradcam_on_object']:.0%} of Grad-CAM's positive mass lies on the object "
+            f"({numbers['object_area']:.0%} of the pixels).",
+        )
+        report.figure(fig, "wsam", "What to look for: whether the bright regions cover the object's outline (shape "
+                      "evidence) or spread over the textured background (texture evidence).")
+        stage.end(f"{numbers['wsam_on_object']:.0%} of WSAM on the object")
 
-    # 5. Parameter saliency
-    saliency = ParameterSaliency(baseline)
-    saliency.fit(DataLoader(Subset(train, range(min(cfg.n_eval * 2, len(train)))), batch_size=64),
-                 progress=cfg.progress)
-    images, labels = test.tensors()
-    images, labels = images[: cfg.n_eval], labels[: cfg.n_eval]
-    predicted = predict(baseline, images)
-    wrong = (predicted != labels).nonzero().flatten()
-    right = (predicted == labels).nonzero().flatten()[: max(8, len(wrong))]
-    chosen = torch.cat([wrong[:8], right[:8]])
-    ps_result = saliency.attribute(images[chosen], labels[chosen])
-    report.section("Parameter saliency", f"{len(wrong)} of {len(labels)} test images are misclassified by the "
-                   "baseline; standardized filter saliency of misclassified vs correct samples.")
-    if len(wrong):
-        report.numbers["misclassified_mean_saliency"] = ps_result.flat[: min(8, len(wrong))].mean().item()
-        report.numbers["correct_mean_saliency"] = ps_result.flat[min(8, len(wrong)) :].mean().item()
-    report.figure(saliency.plot_profile(ps_result), "parameter_saliency", "Parameter-saliency profile")
+        # 5. WSAM variance per class, baseline and StyleAugment model
+        stage.start(f"WSAM variance per class on {cfg.plan.n_eval} test images, baseline and StyleAugment model")
+        # the first n_eval test images (item i does not depend on n), as a data set that knows its class names
+        subset = cfg.data.dataset(min(cfg.plan.n_eval, len(test)), size, cfg.seed + 1)
+        variances = {}
+        for name in ("baseline", "style"):
+            model = models[name]
+            explainer = WSAM(model, model.block3, augment=stylizer, alphas=(0.25, 0.5, 0.75),
+                             styles=cfg.plan.wsam_styles, seed=cfg.seed)
+            result = wsam_variance(explainer, DataLoader(subset, batch_size=32), num_classes=test.num_classes,
+                                   progress=cfg.progress)
+            variances[name] = result.as_dict()
+            numbers[f"{name}_wsam_variance_mean"] = float(np.nanmean(list(variances[name].values())))
+            for key, value in variances[name].items():
+                if math.isfinite(value):  # NaN: no image of that class among the first n_eval
+                    numbers[f"{name}_wsam_variance_{key}"] = float(value)
+        report.section(
+            "WSAM variance per class",
+            "How much stylizing the input moves the explanation: the mean squared distance between WSAM and the "
+            "probability-scaled Grad-CAM of the unstyled image, per class (lower: the evidence survives a change of "
+            "style).",
+        )
+        report.table(["class", "baseline", "StyleAugment"],
+                     [[k, *(float(variances[m][k]) if math.isfinite(variances[m][k]) else "no image"
+                            for m in ("baseline", "style"))] for k in variances["baseline"]])
+        fig, ax = plt.subplots(figsize=(7, 3))
+        keys = list(variances["baseline"])
+        positions = np.arange(len(keys))
+        for offset, name, colour in ((-0.2, "baseline", "tab:gray"), (0.2, "style", "tab:orange")):
+            values = [float(np.nan_to_num(variances[name][k])) for k in keys]
+            bars = ax.bar(positions + offset, values, width=0.4, color=colour,
+                          label=f"{TITLES[name]} (mean {numbers[f'{name}_wsam_variance_mean']:.3g})")
+            for bar, value in zip(bars, values):
+                ax.annotate(f"{value:.2g}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                            va="bottom", fontsize=6, xytext=(0, 1), textcoords="offset points")
+        ax.set_xticks(positions, keys)
+        ax.set_ylabel("WSAM variance")
+        ax.legend(fontsize=8)
+        ax.set_title("WSAM variance per class: how far stylization moves the explanation", fontsize=10)
+        fig.tight_layout()
+        report.figure(fig, "wsam_variance", "What to look for: lower orange bars mean the StyleAugment model's "
+                      "explanations move less when the texture changes than the baseline's.")
+        stage.end(f"mean {numbers['baseline_wsam_variance_mean']:.3g} (baseline), "
+                  f"{numbers['style_wsam_variance_mean']:.3g} (StyleAugment)")
 
-    # 6. Robust accuracy
-    eval_set = Subset(test, range(min(cfg.n_eval, len(test))))
-    report.section("Robust accuracy", "PGD (10 steps, ℓ∞) at ε = 1, 2, 4/255 on the first test images.")
-    rows = []
-    for name in ("baseline", "sat"):
-        attacks = {f"PGD {e}/255": torchattacks.PGD(models[name], eps=e / 255, alpha=e / 1020, steps=10)
-                   for e in (1, 2, 4)}
-        table = robust_accuracy(models[name], eval_set, attacks)
-        rows.append([name, *[float(v) for v in table.values()]])
-        for key, value in table.items():
-            report.numbers[f"{name}_{key}".replace(" ", "_").replace("/", "_")] = float(value)
-    report.table(["model", *table.keys()], rows)
+        # 6. LRP alpha-beta and Grad-CAM
+        stage.start("LRP αβ of the baseline")
+        lrp10 = LRPAlphaBeta(baseline, alpha=1.0, beta=0.0).attribute(x, target=y).sum(1)
+        lrp21 = LRPAlphaBeta(baseline, alpha=2.0, beta=1.0).attribute(x, target=y).sum(1)
+        numbers["lrp10_on_object"] = float(relevance_mass_accuracy(lrp10, masks).nanmean())
+        numbers["lrp21_on_object"] = float(relevance_mass_accuracy(lrp21, masks).nanmean())
+        fig, axes = plt.subplots(4, len(x), figsize=(1.9 * len(x), 8.2))
+        for k in range(len(x)):
+            _show(axes[0, k], x[k], f"{classes[int(y[k])]}\npredicted: {classes[int(predicted[k])]}")
+            grad_mappable = _heat(axes[1, k], x[k], gradcam[k, 0], "Grad-CAM")
+            lrp_mappable = _heat(axes[2, k], x[k], lrp10[k], "LRP α1β0", symmetric=True)
+            _heat(axes[3, k], x[k], lrp21[k], "LRP α2β1", symmetric=True)
+        _colorbar(fig, grad_mappable, axes[1], "Grad-CAM / max")
+        _colorbar(fig, lrp_mappable, axes[2:], "relevance / 99th percentile of |R|")
+        fig.suptitle("LRP αβ (pixel relevance for the true class) next to Grad-CAM (baseline)", fontsize=10)
+        report.section(
+            "LRP αβ and Grad-CAM",
+            "Pixel relevance for the true class, summed over colour channels, on a colour map centred on 0: red is "
+            "evidence for the class, blue evidence against it (α1β0 keeps only positive contributions; α2β1 weighs "
+            f"negative ones too). Positive relevance on the object: {numbers['lrp10_on_object']:.0%} (α1β0), "
+            f"{numbers['lrp21_on_object']:.0%} (α2β1).",
+        )
+        report.figure(fig, "lrp", "What to look for: red along the object's outline is shape evidence, red spread over "
+                      "the background is texture evidence; in α2β1, blue marks what argues against the class.")
+        stage.end(f"{numbers['lrp10_on_object']:.0%} (α1β0) of the positive relevance on the object")
 
-    report.numbers["seconds"] = time.perf_counter() - start
-    report.lines += ["", f"Total time: {report.numbers['seconds']:.0f} s."]
-    report.write()
-    bad = {k: v for k, v in report.numbers.items() if not math.isfinite(v)}
-    if bad:
-        raise RuntimeError(f"the demo produced non-finite numbers: {bad}")
-    return report.numbers
+        # 7. Parameter saliency
+        stage.start("parameter saliency of the baseline")
+        saliency = ParameterSaliency(baseline)
+        saliency.fit(DataLoader(Subset(train, range(min(cfg.plan.n_eval * 2, len(train)))), batch_size=64),
+                     progress=cfg.progress)
+        images, labels = test.tensors()
+        images, labels = images[: cfg.plan.n_eval], labels[: cfg.plan.n_eval]
+        predicted_eval = predict(baseline, images)
+        wrong = (predicted_eval != labels).nonzero().flatten()
+        right = (predicted_eval == labels).nonzero().flatten()[: max(8, len(wrong[:8]))]
+        chosen = torch.cat([wrong[:8], right])
+        ps_result = saliency.attribute_detailed(images[chosen], labels[chosen])
+        numbers["misclassified"], numbers["saliency_images"] = float(len(wrong)), float(len(labels))
+        if len(wrong):
+            numbers["misclassified_mean_saliency"] = ps_result.flat[: min(8, len(wrong))].mean().item()
+            numbers["correct_mean_saliency"] = ps_result.flat[min(8, len(wrong)) :].mean().item()
+        report.section(
+            "Parameter saliency",
+            f"{len(wrong)} of {len(labels)} test images are misclassified by the baseline. Standardized filter "
+            "saliency (Levin et al. 2021): how strongly each conv filter's weights would have to change to fix the "
+            "loss of a sample, relative to the average over training images; misclassified vs correct samples.",
+        )
+        report.figure(saliency.plot_profile(ps_result, title="Parameter saliency of the baseline: misclassified vs "
+                                            "correct test images"), "parameter_saliency",
+                      "What to look for: filters whose saliency stands out only for the misclassified images are the "
+                      "ones that carry the mistakes (the profile of correct images stays near 0).")
+        stage.end(f"{len(wrong)} misclassified of {len(labels)}")
+
+        # 8. Robust accuracy
+        eval_set = Subset(test, range(min(cfg.plan.n_eval, len(test))))
+        stage.start(f"robust accuracy under PGD on {len(eval_set)} test images, baseline and SAT model")
+        rows, header = [], []
+        for name in ("baseline", "sat"):
+            attacks = {f"PGD {e}/255": torchattacks.PGD(models[name], eps=e / 255, alpha=e / 1020,
+                                                             steps=cfg.plan.pgd_steps)
+                       for e in (1, 2, 4)}
+            table = robust_accuracy(models[name], eval_set, attacks)
+            header = list(table)
+            rows.append([TITLES[name], *[float(v) for v in table.values()]])
+            for key, value in table.items():
+                numbers[f"{name}_{key}".replace(" ", "_").replace("/", "_")] = float(value)
+        report.section("Robust accuracy", f"PGD ({cfg.plan.pgd_steps} steps, ℓ∞) at ε = 1, 2, 4/255 on the first "
+                       f"{len(eval_set)} test images.")
+        report.table(["model", *header], rows)
+        stage.end(f"at 4/255: baseline {numbers['baseline_PGD_4_255']:.0%}, SAT {numbers['sat_PGD_4_255']:.0%}")
+
+        numbers["seconds"] = time.perf_counter() - start
+        bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
+        if bad:
+            raise RuntimeError(f"the demo produced non-finite numbers: {bad}")
+        header = [
+            "# captum_wsam demo report",
+            "",
+            f"SmallCNN ({sum(p.numel() for p in baseline.parameters()):,} parameters) trained three ways on "
+            f"ShapesTextures, labelled by shape ({size}×{size}, {cfg.data.describe()}; {cfg.plan.n_train} training "
+            f"images, {cfg.plan.epochs} epochs, seed {cfg.seed}{', quick mode' if cfg.quick else ''}): plain "
+            "(baseline), with StyleAugment, and with saliency-guided adversarial training (SAT). Clean test accuracy "
+            "of the models explained: "
+            + ", ".join(f"{TITLES[m]} {numbers[f'{m}_accuracy']:.1%}" for m in MODELS) + ".",
+            "",
+            *_findings(cfg, numbers, test.num_classes, list(MODELS)),
+        ]
+        report.lines += ["", f"Total time: {numbers['seconds']:.0f} s "
+                         f"({sum(cached.values())} of {len(MODELS)} models from the cache)."]
+        report.write(header)
+    say(f"report written to {cfg.out / 'report.md'}")
+    return numbers
 
 
-__all__ = ["DemoConfig", "Report", "run_demo"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "DemoBudget",
+    "DemoConfig",
+    "DemoData",
+    "Report",
+    "atomic_write",
+    "check_config",
+    "default_cache_dir",
+    "run_demo",
+    "staged_folder",
+    "trained_model",
+]

@@ -1,0 +1,125 @@
+"""Demo time (issue #20): ``captum-wsam demo --quick`` and ``captum-wsam demo`` end to end, as a user runs them.
+
+Each round runs, in fresh processes, one reference training epoch and then the demo on an empty model cache
+(everything trained); at the end, once per mode, the demo runs again on the first round's cache (models loaded).
+Printed per mode: wall seconds and CPU seconds (median and range over the rounds), the demo's wall time as a multiple
+of the reference epoch measured just before it (the ratio is what carries over between machines and loads), and the
+clean test accuracy of every model the demo explains.
+
+Reference epoch: one epoch of ``train_classifier`` on ``SmallCNN()`` over 2000 ShapesTextures images of 64×64
+(batch 64), the budget unit of the demo before #20. Targets (#20): quick < 60 s and full < 300 s wall on two CPU cores,
+every explained model >= 90 % clean test accuracy in full mode.
+
+    python benchmarks/bench_demo.py                 # 3 rounds of both modes
+    python benchmarks/bench_demo.py --modes quick --runs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REFERENCE = """
+import time, torch
+from captum_wsam.data import ShapesTextures
+from captum_wsam.models import SmallCNN
+from captum_wsam.train import train_classifier
+data = ShapesTextures(n=2000, size=64, seed=0)
+torch.manual_seed(0)
+start, cpu = time.perf_counter(), time.process_time()
+train_classifier(SmallCNN(), data, epochs=1, batch_size=64, progress=False)
+print(time.perf_counter() - start, time.process_time() - cpu)
+"""
+TARGETS = {"quick": 60.0, "full": 300.0}
+MODELS = ("baseline", "style", "sat")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def reference_epoch() -> float:
+    """Wall seconds of one reference epoch (in a fresh process, data generation excluded)."""
+    result = subprocess.run([sys.executable, "-c", REFERENCE], capture_output=True, text=True, check=True)
+    return float(result.stdout.split()[0])
+
+
+def run_demo(mode: str, out: Path, cache: Path | None) -> dict[str, float]:
+    """One ``captum-wsam demo`` run in a fresh process: wall and CPU seconds, and its printed numbers."""
+    argv = [sys.executable, "-m", "captum_wsam", "demo", "--out", str(out), "--no-progress"]
+    argv += ["--quick"] if mode == "quick" else []
+    env = dict(os.environ)
+    if cache is None:
+        argv.append("--no-cache")
+    else:
+        env["XDG_CACHE_HOME"] = str(cache)
+    cpu, start = _children_cpu(), time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    numbers = {k: float(v) for k, v in re.findall(r"^  (\S+): (\S+)$", result.stdout, flags=re.M)}
+    return {"wall": wall, "cpu": cpu, **numbers}
+
+
+def _summary(values: list[float], digits: int = 1) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (1 run)"
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="rounds per mode (default 3)")
+    parser.add_argument("--modes", default="quick,full", help="comma-separated: quick, full (default both)")
+    args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if not set(modes) <= set(TARGETS) or args.runs < 1:
+        parser.error(f"--modes must name quick and/or full and --runs be >= 1, got {args.modes!r}, {args.runs}")
+    print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {platform.processor() or platform.machine()}, {os.cpu_count()} "
+          f"CPUs, load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}", flush=True)
+    results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    warm: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.runs):
+            for mode in modes:
+                ref = reference_epoch()
+                # a fresh, empty cache: everything is trained (and the first round's cache serves the warm run)
+                run = run_demo(mode, Path(tmp) / f"{mode}{round_}", Path(tmp) / f"cache-{mode}-{round_}")
+                run.update(reference=ref, ratio=run["wall"] / ref)
+                results[mode].append(run)
+                print(f"round {round_ + 1}/{args.runs} {mode}: {run['wall']:.1f} s wall, {run['cpu']:.1f} s CPU, "
+                      f"reference epoch {ref:.1f} s -> {run['ratio']:.2f} reference epochs; accuracy "
+                      + ", ".join(f"{m} {run[f'{m}_accuracy']:.3f}" for m in MODELS), flush=True)
+        for mode in modes:  # a second run on the first round's cache: the models are loaded, not trained
+            ref = reference_epoch()
+            warm[mode] = run_demo(mode, Path(tmp) / f"{mode}-warm", Path(tmp) / f"cache-{mode}-0")
+            warm[mode].update(reference=ref, ratio=warm[mode]["wall"] / ref)
+    print("\n| mode | wall s (median [range]) | CPU s | reference epochs | warm cache: wall s (ref. epochs) | target "
+          "| clean accuracy (min over runs) |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in modes:
+        runs = results[mode]
+        accuracies = ", ".join(f"{m} {min(r[f'{m}_accuracy'] for r in runs):.3f}" for m in MODELS)
+        print(f"| {mode} | {_summary([r['wall'] for r in runs])} | {_summary([r['cpu'] for r in runs])} | "
+              f"{_summary([r['ratio'] for r in runs], 2)} | {warm[mode]['wall']:.1f} ({warm[mode]['ratio']:.2f}) | "
+              f"< {TARGETS[mode]:.0f} s | {accuracies} |")
+    print(f"\nreference epoch: {_summary([r['reference'] for m in modes for r in results[m]])} s wall")
+    if "full" in results:
+        low = [m for m in MODELS if min(r[f"{m}_accuracy"] for r in results["full"]) < 0.9]
+        print("full mode: every explained model >= 90 % clean test accuracy" if not low else
+              f"full mode: below 90 % clean test accuracy: {', '.join(low)}")
+
+
+if __name__ == "__main__":
+    main()
