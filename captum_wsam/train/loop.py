@@ -204,7 +204,7 @@ class AdversarialTrainer(TrainerOptions):
         if "index" not in info:
             raise ValueError("LP-A3 needs the sample index in the batch info: info['index']")
         index = torch.as_tensor(info["index"], device=self.device)
-        probs = logits.detach().float().softmax(1)
+        probs = logits.detach().softmax(1, dtype=torch.promote_types(logits.dtype, torch.float32))
         selected = self.selection.update(index, probs, self._dataset_size, self._gather)
         count = int(selected.sum())
         if count == 1 and any(isinstance(m, BatchNorm) and m.training for m in self.model.modules()):

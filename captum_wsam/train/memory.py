@@ -100,11 +100,11 @@ class SelectionMemory:
         Returns:
             :math:`(B,)` boolean selection.
         """
-        probs = probs.detach().float()
+        probs = probs.detach().to(torch.promote_types(probs.dtype, torch.float32))  # half -> float32, float64 kept
         if self.instability is None or self.probs is None:
             classes = probs.shape[1]
-            self.instability = torch.zeros(size, device=probs.device)
-            self.probs = torch.full((size, classes), 1.0 / classes, device=probs.device)
+            self.instability = torch.zeros(size, device=probs.device, dtype=probs.dtype)
+            self.probs = torch.full((size, classes), 1.0 / classes, device=probs.device, dtype=probs.dtype)
         if int(index.max()) >= self.instability.shape[0] or int(index.min()) < 0:
             raise ValueError(f"info['index'] must lie in [0, {self.instability.shape[0] - 1}], got "
                              f"{int(index.max()) if int(index.max()) >= 0 else int(index.min())}")
@@ -130,8 +130,8 @@ class SelectionMemory:
 
     def load_state_dict(self, state: Mapping[str, Tensor] | None, device: torch.device) -> None:
         """Replace the memory by ``state`` (validated before with :meth:`validate_state`)."""
-        self.instability = None if state is None else state["instability"].to(device, torch.float32).clone()
-        self.probs = None if state is None else state["probs"].to(device, torch.float32).clone()
+        self.instability = None if state is None else state["instability"].to(device).clone()
+        self.probs = None if state is None else state["probs"].to(device).clone()
 
 
 class SaliencyCache:
