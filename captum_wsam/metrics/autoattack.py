@@ -267,6 +267,7 @@ def autoattack_accuracy(
                                          seed=seed)
             robust = logits.argmax(1) == labels
             clean += int(robust.sum())
+            correct = robust.nonzero().flatten()  # misclassified samples count as broken: attack only the others
             for name, attack in parts.items():
                 index = robust.nonzero().flatten()
                 if index.numel():
@@ -276,15 +277,17 @@ def autoattack_accuracy(
                 if name == WHITE_BOX_PARTS[-1]:
                     white += int(robust.sum())
             worst += int(robust.sum())
-            if masking_check:
+            if masking_check and correct.numel():
+                survivors: dict[tuple[float, int], int] = {}  # (radius, steps) -> PGD survivors, each run once
+                for radius, count in [(r, steps_grid[-1]) for r in eps_grid] + [(eps, k) for k in steps_grid]:
+                    if (radius, count) not in survivors:
+                        torch.manual_seed(seed)
+                        adv = _pgd(model, radius, norm, count)(images[correct], labels[correct])
+                        survivors[radius, count] = int(_correct(model, adv, labels[correct]).sum())
                 for i, radius in enumerate(eps_grid):
-                    torch.manual_seed(seed)
-                    adv = _pgd(model, radius, norm, steps_grid[-1])(images, labels)
-                    by_eps[i] += int(_correct(model, adv, labels).sum())
+                    by_eps[i] += survivors[radius, steps_grid[-1]]
                 for i, count in enumerate(steps_grid):
-                    torch.manual_seed(seed)
-                    adv = _pgd(model, eps, norm, count)(images, labels)
-                    by_steps[i] += int(_correct(model, adv, labels).sum())
+                    by_steps[i] += survivors[eps, count]
             seen += len(labels)
     if seen == 0:
         raise ValueError("data must yield at least one batch, got an empty loader")
