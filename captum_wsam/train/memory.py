@@ -45,7 +45,8 @@ def _check_state(state: Any, keys: tuple[str, ...], rows: int, what: str) -> Non
         if not isinstance(value, Tensor):
             raise ValueError(f"{what}[{key!r}] must be a tensor, got {type(value).__name__}")
         if value.dim() == 0 or value.shape[0] != rows:
-            raise ValueError(f"{what}[{key!r}] has {tuple(value.shape)} rows for a data set of {rows} samples; "
+            found = value.shape[0] if value.dim() else "no"
+            raise ValueError(f"{what}[{key!r}] has {found} rows for a data set of {rows} samples; "
                              "resume on the data set the checkpoint was written with")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ValueError(f"{what}[{key!r}] holds non-finite values")
