@@ -53,8 +53,9 @@ from .lrp_canonizers import (
     same_tensor,
 )
 from .lrp_composites import ACTIVATION_TYPES, BATCH_NORM_TYPES, Composite
-from .lrp_rules import Pass, Rule, ZBox, relevance_as_gradient, splice, stabilize
+from .lrp_rules import Pass, Rule, ZBox, pass_forward, relevance_as_gradient, splice, stabilize
 from .lrp_transformers import (
+    hf_attention_forward,
     layer_norm_forward,
     maxvit_attention_forward,
     multihead_attention_forward,
@@ -82,6 +83,14 @@ GRADIENT_NAMES = frozenset({
 CONSTANT_PARAMETER_CONTAINERS = frozenset({
     "torchvision.models.vision_transformer.VisionTransformer", "torchvision.models.vision_transformer.Encoder",
     "torchvision.models.convnext.CNBlock", "timm.models.vision_transformer.VisionTransformer",
+    "transformers.models.vit.modeling_vit.ViTEmbeddings", "timm.models.convnext.ConvNeXtBlock",
+})
+#: Element-wise activations of other libraries (the ``Pass`` rule unless the composite maps them).
+ACTIVATION_NAMES = frozenset({
+    "transformers.activations.GELUActivation", "transformers.activations.NewGELUActivation",
+    "transformers.activations.QuickGELUActivation", "transformers.activations.FastGELUActivation",
+    "timm.layers.activations.GELU", "timm.layers.activations.GELUTanh", "timm.layers.activations.Swish",
+    "timm.layers.activations.HardSwish", "timm.layers.activations.HardSigmoid",
 })
 #: Containers whose name suggests attention but whose forward only combines handled children linearly.
 KNOWN_CONTAINERS = frozenset({"torchvision.models.maxvit.PartitionAttentionLayer",
@@ -92,8 +101,17 @@ ATTENTION_NAMES = {
     "torchvision.models.swin_transformer.ShiftedWindowAttentionV2": swin_attention_forward,
     "torchvision.models.maxvit.RelativePositionalMultiHeadAttention": maxvit_attention_forward,
     "timm.layers.attention.Attention": timm_attention_forward,
+    "transformers.models.vit.modeling_vit.ViTAttention": hf_attention_forward,
+    "transformers.models.deit.modeling_deit.DeiTAttention": hf_attention_forward,
 }
-SQUEEZE_EXCITATION_NAMES = frozenset({"torchvision.ops.misc.SqueezeExcitation"})
+#: timm's BatchNorm followed by its own activation (``drop``, ``act`` children): an affine layer, then the activation.
+BATCH_NORM_ACT_NAMES = frozenset({"timm.layers.norm_act.BatchNormAct2d"})
+#: Blocks computing ``x * gate(x)`` with a per-channel gate: the gate is a constant of the explanation (relevance
+#: passes unchanged from the output to ``x``, :func:`~captum_wsam.attr.lrp_rules.pass_forward`).
+SQUEEZE_EXCITATION_NAMES = frozenset({
+    "torchvision.ops.misc.SqueezeExcitation", "timm.models._efficientnet_blocks.SqueezeExcite",
+    "timm.layers.squeeze_excite.SEModule", "timm.layers.squeeze_excite.EffectiveSEModule",
+})
 
 
 def qualified_name(module: nn.Module | type) -> str:
@@ -132,9 +150,12 @@ def kind_of(module: nn.Module) -> str | None:
     name = qualified_name(module)
     if isinstance(module, LINEAR_TYPES):
         return "linear"
+    if name in BATCH_NORM_ACT_NAMES:
+        return "batch_norm_act" if module.running_mean is not None else None
     if isinstance(module, BATCH_NORM_TYPES):
-        return "batch_norm" if module.running_mean is not None else None
-    if isinstance(module, ACTIVATION_TYPES):
+        plain = type(module).forward is nn.modules.batchnorm._BatchNorm.forward
+        return "batch_norm" if plain and module.running_mean is not None else None
+    if isinstance(module, ACTIVATION_TYPES) or name in ACTIVATION_NAMES:
         return "activation"
     if isinstance(module, MAX_POOL_TYPES):
         return None if getattr(module, "return_indices", False) else "gradient"
@@ -289,6 +310,8 @@ class Propagation:
             return functools.partial(self._affine_batch_norm, path, module)
         if kind == "activation":
             return functools.partial(self._activation, path, module, original)
+        if kind == "batch_norm_act":
+            return functools.partial(self._batch_norm_act, path, module)
         if kind == "avg_pool":
             return functools.partial(self._avg_pool, original)
         if kind == "layer_norm":
@@ -300,7 +323,9 @@ class Propagation:
                 return functools.partial(multihead_attention_forward, module, linear)
             return functools.partial(ATTENTION_NAMES[qualified_name(module)], module, linear)
         if kind == "squeeze_excitation":
-            return functools.partial(squeeze_excitation_forward, module)
+            if hasattr(module, "_scale"):
+                return functools.partial(squeeze_excitation_forward, module)
+            return functools.partial(self._gate, original)
         if kind == "normalize":
             return functools.partial(self._normalize, path, module, original)
         return None
@@ -383,13 +408,32 @@ class Propagation:
             return rule.elementwise(inputs, output)
         return self.apply(rule, path, inputs, scale, shift, _diagonal)
 
+    def _batch_norm_act(self, path: str, module: nn.Module, inputs: Tensor) -> Tensor:
+        output = self._affine_batch_norm(path, module, inputs)
+        for name in ("drop", "act"):
+            child = getattr(module, name)
+            kind = kind_of(child)
+            if kind == "activation":
+                output = self._activation(f"{path}.{name}", child, own_forward(child), output)
+            elif kind != "gradient":
+                raise TypeError(f"LRP has no rule for module {path}.{name} ({type(child).__name__})")
+            else:
+                output = own_forward(child)(output)
+        return output
+
     def _activation(self, path: str, module: nn.Module, original: Callable[..., Tensor], inputs: Tensor) -> Tensor:
-        rule = self._rule(path, module, False)
+        rule = self.composite.rule(path, module, False) or Pass()
         if isinstance(module, nn.ReLU) and isinstance(rule, Pass):
             return torch.relu(inputs)  # Pass equals the gradient for ReLU
         with torch.no_grad():
             output = original(inputs.clone() if getattr(module, "inplace", False) else inputs)
         return rule.elementwise(inputs, output)
+
+    @staticmethod
+    def _gate(original: Callable[..., Tensor], inputs: Tensor) -> Tensor:
+        with torch.no_grad():
+            output = original(inputs)
+        return pass_forward(inputs, output)  # y = s ⊙ x with s constant: R_x = R_y
 
     def _avg_pool(self, original: Callable[..., Tensor], inputs: Tensor) -> Tensor:
         z = original(inputs)

@@ -366,6 +366,56 @@ def timm_attention_forward(module: nn.Module, linear: LinearRule, inputs: Tensor
     return linear("proj", out, module.proj.weight.detach(), _detached(module.proj.bias))
 
 
+def hf_attention_forward(module: nn.Module, linear: LinearRule, hidden_states: Tensor,
+                         attention_mask: Tensor | None = None, **kwargs: object) -> tuple[Tensor, None]:
+    r"""Hugging Face self-attention with separate ``q_proj``/``k_proj``/``v_proj``/``o_proj`` (ViT, DeiT in
+    ``transformers`` 5) with constant attention probabilities.
+
+    .. math:: y = W_o\big([\operatorname{softmax}(q k^\top s)]_{\text{cst}}\, (W_v x + b_v)\big) + b_o
+
+    Args:
+        module: the attention module (``scaling``, ``head_dim`` and the four projections).
+        linear: the engine's Linear rule (``"v_proj"`` and ``"o_proj"``).
+        hidden_states: :math:`(B, N, C)`.
+        attention_mask: must be ``None``.
+        **kwargs: ignored (Hugging Face passes its attention options).
+
+    Returns:
+        ``(output, None)`` as the module returns ``(output, weights)``.
+
+    Raises:
+        TypeError: an attention mask.
+
+    Examples:
+        >>> import importlib.util
+        >>> if importlib.util.find_spec("transformers") is None:
+        ...     print(True)
+        ... else:
+        ...     from transformers import ViTConfig
+        ...     from transformers.models.vit.modeling_vit import ViTAttention
+        ...     attention = ViTAttention(ViTConfig(hidden_size=8, num_attention_heads=2)).eval()
+        ...     x = torch.randn(2, 5, 8)
+        ...     plain = lambda name, inputs, weight, bias: F.linear(inputs, weight, bias)
+        ...     print(torch.allclose(hf_attention_forward(attention, plain, x)[0], attention(x)[0], atol=1e-5))
+        True
+    """
+    if attention_mask is not None:
+        raise TypeError("LRP supports Hugging Face self-attention without an attention mask")
+    B, N, _ = hidden_states.shape
+    head_dim = module.head_dim
+
+    def heads(t: Tensor) -> Tensor:
+        return t.reshape(B, N, -1, head_dim).transpose(1, 2)
+
+    with torch.no_grad():
+        q = heads(F.linear(hidden_states, module.q_proj.weight, module.q_proj.bias))
+        k = heads(F.linear(hidden_states, module.k_proj.weight, module.k_proj.bias))
+    v = heads(linear("v_proj", hidden_states, module.v_proj.weight.detach(), _detached(module.v_proj.bias)))
+    scaling = module.scaling if getattr(module, "scaling", None) is not None else head_dim ** -0.5
+    out = (constant_attention(q @ k.transpose(-2, -1) * scaling) @ v).transpose(1, 2).reshape(B, N, -1)
+    return linear("o_proj", out, module.o_proj.weight.detach(), _detached(module.o_proj.bias)), None
+
+
 def squeeze_excitation_forward(module: nn.Module, inputs: Tensor) -> Tensor:
     r"""A Squeeze-Excitation block (Hu et al. 2018, "Squeeze-and-Excitation Networks", arXiv:1709.01507) whose gate
     is a constant of the explanation: relevance flows through the scaled input only.
@@ -395,6 +445,7 @@ __all__ = [
     "LinearRule",
     "conservative_layer_norm",
     "constant_attention",
+    "hf_attention_forward",
     "layer_norm_forward",
     "maxvit_attention_forward",
     "multihead_attention_forward",

@@ -142,7 +142,7 @@ def bias_free(model: nn.Module) -> nn.Module:
             for name, param in module.named_parameters(recurse=False):
                 if "bias" in name and "relative_position" not in name:
                     param.zero_()
-                if name in ("class_token", "pos_embedding"):
+                if name in ("class_token", "pos_embedding", "cls_token", "pos_embed", "position_embeddings"):
                     param.zero_()
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.running_mean.zero_()
