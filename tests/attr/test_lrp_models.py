@@ -158,6 +158,8 @@ def conservative_composite() -> Composite:
 
 def _record(name: str, **values: Any) -> None:
     ROWS.setdefault(name, {}).update(values)
+    if TABLE:  # rewritten after every model, so that an interrupted full run still leaves its table
+        write_table(Path(TABLE), ROWS)
 
 
 @pytest.mark.parametrize("name", [*MINIS, *_registry(ALL_MODELS, FAST)])
