@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .._state import hook_handles
-from .parameter_saliency_functional import layer_slices
+from .parameter_saliency_statistics import layer_slices
 
 
 @contextmanager

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_tensor, check_type
-from .parameter_saliency_functional import layer_slices
+from .parameter_saliency_statistics import layer_slices
 
 STATS_FORMAT = 1
 
