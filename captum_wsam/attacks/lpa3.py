@@ -47,7 +47,11 @@ class LPA3(ModelSafeMixin, Attack):
     Deviation from the official code (documented, switchable): with ``feasible=True`` (default) each sample returns
     the iterate with the largest feature distance among those that satisfy the constraint (the start point
     :math:`x` itself qualifies), so the label log-probability drop never exceeds ``bound``; the official code returns
-    the last iterate, which may violate it. The feature space :math:`\\phi` stacks the outputs of ``layers`` (default:
+    the last iterate, which may violate it (``feasible=False`` does the same, and is
+    :class:`~captum_wsam.train.LPA3Trainer`'s default: on trained models ``feasible=True`` often returns only the
+    random start). To run BatchNorm in training mode during the attack as the official auxiliary BatchNorm does, call
+    ``set_model_training_mode(model_training=True, batchnorm_training=True)``; the running statistics are restored
+    after the call. The feature space :math:`\\phi` stacks the outputs of ``layers`` (default:
     every direct child of the model whose output is 4-D), normalized by
     :func:`~captum_wsam.attacks.functional.normalize_flatten_features`.
 
