@@ -1,15 +1,17 @@
-"""LRPAlphaBeta cost on torchvision vgg16 and resnet18 (random weights), batch 8 at 64×64 (CPU).
+"""LRP cost on torchvision vgg16 and resnet50 (random weights), batch 8 at 64×64, and ViT-B/16 at 224×224 batch 2 (CPU).
 
-Targets (issue 5): at most 2 × one forward+backward pass of the same model, and at least 1.5 × faster than zennit's
-``AlphaBeta`` with the same rules (α2β1 in Conv/Linear, z^B first layer, ``Pass`` for ReLU, ``Norm`` for average
-pooling and residual sums, zennit's VGG/ResNet canonizers). All figures are measured in the same run.
+Targets (issues 5 and 18): LRP with the α2β1 and EpsilonPlus composites (z^B first layer) at most 2 × one
+forward+backward pass of the same model and at least 1.5 × faster than zennit with the same composite (zennit's
+``SpecialFirstLayerMapComposite`` with its base layer map, its VGG/ResNet canonizers); ViT-B/16 at most 3 ×.
+``LRPAlphaBeta`` (the α2β1 preset) is timed as well.
 
 The reference forward+backward is ``model(x)[:, c].sum().backward()`` with the model's parameters requiring
 gradients (a training step's cost); the ratio against a backward pass to the input only (parameters frozen) is printed
-as well. The methods are timed in interleaved rounds (one call of each per round, medians over rounds), so that load
-from other processes on a shared machine hits all of them alike.
+as well. The methods are timed in interleaved rounds (one call of each per round), and each ratio is taken within a
+round, so that load from other processes on a shared machine hits all of them alike; the median and the range of the
+per-round ratios are printed.
 
-Run: ``python benchmarks/bench_lrp.py [--size 224] [--repeat 5]``
+Run: ``python benchmarks/bench_lrp.py [--rounds 5] [--models vgg16 resnet50 vit_b_16] [--no-zennit]``
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,9 +28,10 @@ import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_time
 
-from captum_wsam.attr import LRPAlphaBeta
+from captum_wsam.attr import LRP, EpsilonAlpha2Beta1, EpsilonPlus, LRPAlphaBeta, ZBox
+
+COMPOSITES = {"alpha2beta1": EpsilonAlpha2Beta1, "plus": EpsilonPlus}
 
 
 def forward_backward(model: nn.Module, x: torch.Tensor, target: int, weights: bool) -> None:
@@ -37,21 +42,19 @@ def forward_backward(model: nn.Module, x: torch.Tensor, target: int, weights: bo
     model(x)[:, target].sum().backward()
 
 
-def zennit_attribution(model: nn.Module, x: torch.Tensor, target: int, resnet: bool) -> torch.Tensor:
-    from zennit.composites import SpecialFirstLayerMapComposite
-    from zennit.layer import Sum
-    from zennit.rules import AlphaBeta, Norm, Pass, ZBox
+def zennit_attribution(model: nn.Module, x: torch.Tensor, target: int, family: str, composite: str) -> torch.Tensor:
+    from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
+    from zennit.rules import AlphaBeta, Epsilon, ZBox, ZPlus
     from zennit.torchvision import ResNetCanonizer, VGGCanonizer
-    from zennit.types import Activation, AvgPool, Convolution, Linear
+    from zennit.types import Convolution
 
-    eps = 1e-9
-    layer_map = [(Activation, Pass()), (Sum, Norm(stabilizer=eps)), (AvgPool, Norm(stabilizer=eps)),
-                 ((Convolution, Linear), AlphaBeta(2.0, 1.0, stabilizer=eps))]
-    first_map = [((Convolution, Linear), ZBox(0.0, 1.0, stabilizer=eps))]
-    canonizers = [ResNetCanonizer()] if resnet else [VGGCanonizer()]
-    composite = SpecialFirstLayerMapComposite(layer_map, first_map, canonizers=canonizers)
+    conv = AlphaBeta(2.0, 1.0) if composite == "alpha2beta1" else ZPlus()
+    layer_map = [*layer_map_base(), (Convolution, conv), (nn.Linear, Epsilon())]
+    canonizers = [ResNetCanonizer()] if family == "resnet" else [VGGCanonizer()]
+    zennit_composite = SpecialFirstLayerMapComposite(layer_map, [(Convolution, ZBox(0.0, 1.0))],
+                                                     canonizers=canonizers)
     x = x.detach().requires_grad_(True)
-    with composite.context(model) as modified:
+    with zennit_composite.context(model) as modified:
         out = modified(x)
         grad = torch.zeros_like(out)
         grad[:, target] = out[:, target].detach()
@@ -59,48 +62,76 @@ def zennit_attribution(model: nn.Module, x: torch.Tensor, target: int, resnet: b
     return relevance
 
 
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _summary(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
+
+
+def bench(name: str, batch: int, size: int, rounds: int, zennit: bool) -> None:
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None, num_classes=1000).eval()
+    x = torch.rand(batch, 3, size, size)
+    family = "resnet" if name.startswith("resnet") else "vgg"
+    methods: dict[str, Callable[[], object]] = {
+        "fb": lambda: forward_backward(model, x, 1, True),
+        "fb_input": lambda: forward_backward(model, x, 1, False),
+    }
+    for key, preset in COMPOSITES.items():
+        lrp = LRP(model, composite=preset(first_layer=ZBox(0.0, 1.0)))
+        methods[f"LRP {key}"] = lambda lrp=lrp: lrp.attribute(x, target=1)
+        if zennit and not name.startswith("vit"):
+            methods[f"zennit {key}"] = lambda key=key: zennit_attribution(model, x, 1, family, key)
+    if not name.startswith("vit"):
+        alpha_beta = LRPAlphaBeta(model)
+        methods["LRPAlphaBeta"] = lambda: alpha_beta.attribute(x, target=1)
+    for fn in methods.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {key: [] for key in methods}
+    for _ in range(rounds):
+        for key, fn in methods.items():
+            times[key].append(_seconds(fn))
+    for p in model.parameters():
+        p.requires_grad_(True)
+        p.grad = None
+    limit = 3.0 if name.startswith("vit") else 2.0
+    print(f"{name}, batch {batch} at {size}x{size}: forward+backward {statistics.median(times['fb']) * 1e3:.0f} ms "
+          f"(to the input only {statistics.median(times['fb_input']) * 1e3:.0f} ms); median [range] over {rounds} "
+          "rounds")
+    for key in methods:
+        if key.startswith(("LRP", "LRPAlphaBeta")):
+            ratios = [t / f for t, f in zip(times[key], times["fb"])]
+            verdict = "OK" if statistics.median(ratios) <= limit else "MISSED"
+            print(f"  {key}: {statistics.median(times[key]) * 1e3:.0f} ms = {_summary(ratios)} x forward+backward "
+                  f"(target <= {limit:g}: {verdict})")
+    for key in COMPOSITES:
+        if f"zennit {key}" in times:
+            speedups = [z / t for z, t in zip(times[f"zennit {key}"], times[f"LRP {key}"])]
+            ours = LRP(model, composite=COMPOSITES[key](first_layer=ZBox(0.0, 1.0))).attribute(x, target=1)
+            theirs = zennit_attribution(model, x, 1, family, key)
+            agreement = float((ours - theirs).abs().max() / theirs.abs().max())
+            verdict = "OK" if statistics.median(speedups) >= 1.5 else "MISSED"
+            print(f"  zennit {key}: {statistics.median(times[f'zennit {key}']) * 1e3:.0f} ms -> LRP is "
+                  f"{_summary(speedups)} x faster (target >= 1.5: {verdict}); max |difference| / max |relevance| = "
+                  f"{agreement:.1e} (float32)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--models", nargs="+", default=["vgg16", "resnet50", "vit_b_16"])
     parser.add_argument("--no-zennit", action="store_true", help="skip the zennit comparison")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    print(f"torch threads: {torch.get_num_threads()}; batch {args.batch} at {args.size}x{args.size}; median of "
-          f"{args.repeat} interleaved rounds")
-    for name in ("vgg16", "resnet18"):
-        model = getattr(torchvision.models, name)(num_classes=1000).eval()
-        x = torch.rand(args.batch, 3, args.size, args.size)
-        lrp = LRPAlphaBeta(model, alpha=2.0, beta=1.0, first_layer="zbox")
-        resnet = name.startswith("resnet")
-        methods = {
-            "lrp": lambda lrp=lrp, x=x: lrp.attribute(x, target=1),
-            "fb": lambda model=model, x=x: forward_backward(model, x, 1, True),
-            "fb_input": lambda model=model, x=x: forward_backward(model, x, 1, False),
-        }
-        if not args.no_zennit:
-            methods["zennit"] = lambda model=model, x=x, resnet=resnet: zennit_attribution(model, x, 1, resnet)
-        times: dict[str, list[float]] = {key: [] for key in methods}
-        for fn in methods.values():  # warm-up
-            best_time(fn, repeat=1, warmup=0)
-        for _ in range(args.repeat):
-            for key, fn in methods.items():
-                times[key].append(best_time(fn, repeat=1, warmup=0))
-        for p in model.parameters():
-            p.requires_grad_(True)
-            p.grad = None
-        t_lrp, t_fb, t_fb_input = (statistics.median(times[key]) for key in ("lrp", "fb", "fb_input"))
-        print(f"{name}: LRPAlphaBeta {t_lrp * 1e3:.0f} ms = {t_lrp / t_fb:.2f} x forward+backward "
-              f"({t_fb * 1e3:.0f} ms; target <= 2: {'OK' if t_lrp <= 2 * t_fb else 'MISSED'}), "
-              f"{t_lrp / t_fb_input:.2f} x forward+backward to the input only ({t_fb_input * 1e3:.0f} ms)")
-        if not args.no_zennit:
-            t_zennit = statistics.median(times["zennit"])
-            ours, theirs = lrp.attribute(x, target=1), zennit_attribution(model, x, 1, resnet)
-            agreement = float((ours - theirs).abs().max() / theirs.abs().max())
-            print(f"{name}: zennit AlphaBeta {t_zennit * 1e3:.0f} ms -> LRPAlphaBeta is {t_zennit / t_lrp:.2f} x "
-                  f"faster (target >= 1.5: {'OK' if t_zennit >= 1.5 * t_lrp else 'MISSED'}); max |difference| / "
-                  f"max |relevance| = {agreement:.1e} (float32)")
+    print(f"torch threads: {torch.get_num_threads()}")
+    for name in args.models:
+        if name.startswith("vit"):
+            bench(name, 2, 224, args.rounds, False)
+        else:
+            bench(name, 8, 64, args.rounds, not args.no_zennit)
 
 
 if __name__ == "__main__":
