@@ -18,7 +18,7 @@ this module captures every conv layer's input and output gradient in one batched
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from captum.attr import GradientAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
-from torch.autograd.graph import get_gradient_edge
 from tqdm.auto import tqdm
 
 from .._checks import (
@@ -37,22 +36,20 @@ from .._checks import (
     check_grad_allowed,
     check_in_range,
     check_positive_int,
-    check_target,
     check_tensor,
     check_type,
 )
-from .._state import eval_mode, exclusive, hook_handles, kept_buffers, untouched
+from .._state import eval_mode, exclusive, kept_buffers, untouched
 from .._typing import LossFunc, TargetType
 from ..data.batches import split_batch
 from .parameter_saliency_functional import (
     MODES,
-    conv2d_filter_saliency,
-    conv2d_per_sample_weight_grad,
     input_space_saliency,
     normalize_saliency,
     welford_merge,
     welford_std,
 )
+from .parameter_saliency_pass import batched_filter_saliency, forward_args, resolve_conv_layers
 from .parameter_saliency_pruning import pruned_predictions
 from .parameter_saliency_results import (
     STATS_FORMAT,
@@ -122,45 +119,10 @@ class ParameterSaliency(GradientAttribution):
         self.model = model
         self.loss_fn: LossFunc = cross_entropy_per_sample if loss_fn is None else loss_fn
         self.mode = mode
-        self.layers = self._resolve_layers(model, layers)
+        self.layers = resolve_conv_layers(model, layers)
         self.count = 0
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
-
-    @staticmethod
-    def _resolve_layers(
-        model: nn.Module, layers: Sequence[nn.Module | str] | nn.Module | str | None
-    ) -> dict[str, nn.Conv2d]:
-        named = list(model.named_modules())
-        if layers is None:
-            found = {name: m for name, m in named if isinstance(m, nn.Conv2d)}
-            if not found:
-                raise ValueError(
-                    f"model ({type(model).__name__}) has no nn.Conv2d layer: parameter saliency is defined per conv "
-                    "filter; pass layers=[...] with conv layers"
-                )
-            return found
-        requested = [layers] if isinstance(layers, (nn.Module, str)) else list(layers)
-        if not requested:
-            raise ValueError("layers must name at least one nn.Conv2d layer, got an empty sequence")
-        by_name = dict(named)
-        resolved: dict[str, nn.Conv2d] = {}
-        for layer in requested:
-            if isinstance(layer, str):
-                if layer not in by_name:
-                    raise ValueError(f"layers: model has no submodule named {layer!r}")
-                name, module = layer, by_name[layer]
-            else:
-                check_type(layer, "layers", nn.Module)
-                name = next((n for n, m in named if m is layer), None)
-                if name is None:
-                    raise ValueError(f"layers must be submodules of the model, got {type(layer).__name__} not in it")
-                module = layer
-            if not isinstance(module, nn.Conv2d):
-                raise TypeError(f"layers must be nn.Conv2d layers, got {name!r}: {type(module).__name__}")
-            resolved[name] = module
-        order = {name: i for i, (name, _) in enumerate(named)}
-        return dict(sorted(resolved.items(), key=lambda item: order[item[0]]))
 
     @property
     def layer_sizes(self) -> dict[str, int]:
@@ -185,25 +147,6 @@ class ParameterSaliency(GradientAttribution):
                 "load(path) first, or use mode='raw'"
             )
 
-    @staticmethod
-    def _forward_args(additional_forward_args: Any) -> tuple:
-        if additional_forward_args is None:
-            return ()
-        return tuple(additional_forward_args) if isinstance(additional_forward_args, tuple) else (
-            additional_forward_args,)
-
-    @staticmethod
-    def _target_vector(target: TargetType, logits: Tensor) -> Tensor:
-        batch = logits.shape[0]
-        if target is None:
-            return logits.detach().argmax(1)
-        if isinstance(target, (list, tuple)) and not all(isinstance(t, int) for t in target):
-            raise TypeError("target must be an int, a sequence of ints or a 1-D tensor of class indices; "
-                            f"got {target!r} (tuples for multi-dimensional outputs are not supported)")
-        check_target(target, logits.shape[1], batch)
-        values = torch.as_tensor(target, device=logits.device).long().reshape(-1)
-        return values.expand(batch) if values.numel() == 1 else values
-
     def _pass(
         self,
         inputs: tuple[Tensor, ...],
@@ -213,62 +156,10 @@ class ParameterSaliency(GradientAttribution):
         parameter_wise: bool = False,
         grad_kwargs: dict[str, Any] | None = None,
     ) -> tuple[tuple[Tensor, ...], Tensor, Tensor, Tensor, Tensor, dict[str, Tensor] | None]:
-        """One batched forward/backward; returns ``(xs, raw (B, F), target, prediction, loss, parameters)``.
-
-        Must run inside :meth:`_guarded` (eval mode, hooks removed, model restored) and with gradients enabled.
-        """
-        xs = tuple(i.detach().requires_grad_(True) for i in inputs)
-        x = xs[0]
-        captured: dict[str, list[tuple[Tensor, Any]]] = {name: [] for name in self.layers}
-
-        def make_hook(name: str) -> Callable[..., None]:
-            def hook(_: nn.Module, args: tuple, output: Tensor) -> None:
-                if not output.requires_grad:
-                    raise RuntimeError(f"the output of layer {name!r} does not require grad (is it run under "
-                                       "torch.no_grad() inside the model?)")
-                layer_input = args[0] if create_graph else args[0].detach()
-                captured[name].append((layer_input, get_gradient_edge(output)))
-            return hook
-
-        with hook_handles() as handles:
-            for name, layer in self.layers.items():
-                handles.append(layer.register_forward_hook(make_hook(name)))
-            logits = self.model(*xs, *self._forward_args(additional_forward_args))
-        if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
-            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-            raise ValueError(f"model must return logits of shape (B, K) with B={x.shape[0]}, got {shape}")
-        target_vector = self._target_vector(target, logits)
-        loss = self.loss_fn(logits, target_vector)
-        if not isinstance(loss, Tensor) or loss.shape != (x.shape[0],):
-            shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-            raise ValueError(f"loss_fn must return one loss per sample, shape ({x.shape[0]},), got {shape} "
-                             "(use reduction='none')")
-        calls = [(name, i) for name, items in captured.items() for i in range(len(items))]
-        edges = [captured[name][i][1] for name, i in calls]
-        options = {**(grad_kwargs or {}), "create_graph": create_graph, "allow_unused": True}
-        grads = torch.autograd.grad(loss.sum(), edges, **options) if edges else ()
-        grad_of = dict(zip(calls, grads))
-
-        saliency, parameters = [], {} if parameter_wise else None
-        for name, layer in self.layers.items():
-            settings = {"kernel_size": layer.kernel_size, "stride": layer.stride, "padding": layer.padding,
-                        "dilation": layer.dilation, "groups": layer.groups, "padding_mode": layer.padding_mode}
-            uses = [(a, grad_of[(name, i)]) for i, (a, _) in enumerate(captured[name])
-                    if grad_of[(name, i)] is not None]
-            if len(uses) == 1 and not parameter_wise:
-                saliency.append(conv2d_filter_saliency(uses[0][0], uses[0][1], **settings))
-                continue
-            # Shared layers (several calls) or parameter-wise output: per-sample gradients summed over the calls.
-            weight_grad = x.new_zeros(x.shape[0], *layer.weight.shape)
-            for layer_input, grad_output in uses:
-                weight_grad = weight_grad + conv2d_per_sample_weight_grad(layer_input, grad_output, **settings)
-            magnitude = weight_grad.abs()
-            saliency.append(magnitude.flatten(2).mean(-1))
-            if parameters is not None:
-                parameters[name] = magnitude if create_graph else magnitude.detach()
-        raw = torch.cat(saliency, dim=1)
-        prediction = logits.detach().argmax(1)
-        return xs, raw, target_vector, prediction, loss.detach(), parameters
+        """One batched forward/backward (:func:`batched_filter_saliency`); must run inside :meth:`_guarded`."""
+        return batched_filter_saliency(self.model, self.layers, self.loss_fn, inputs, target, additional_forward_args,
+                                       create_graph=create_graph, parameter_wise=parameter_wise,
+                                       grad_kwargs=grad_kwargs)
 
     @contextmanager
     def _guarded(self, *tensors: Tensor) -> Iterator[None]:
@@ -623,7 +514,7 @@ class ParameterSaliency(GradientAttribution):
         wrong = (~result.correct).nonzero().flatten()
         scores, labels = result.flat[wrong], result.target[wrong]
         samples = inputs.detach()[wrong.to(inputs.device)]
-        args = self._forward_args(additional_forward_args)
+        args = forward_args(additional_forward_args)
         args = tuple(a[wrong.to(a.device)] if isinstance(a, Tensor) and a.shape[:1] == inputs.shape[:1] else a
                      for a in args)
         if not len(wrong):
