@@ -60,6 +60,8 @@ AttributionSource = Any
 Substrate = float | Tensor | str | Callable[[Tensor], Tensor]
 
 MODES = ("both", "deletion", "insertion")
+#: ROAD imputes up to this many elements (images x channels x pixels) in one conjugate-gradient solve.
+IMPUTATION_ELEMENTS = 2**23
 ROAD_NEIGHBOUR_WEIGHTS = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
 
 
@@ -373,17 +375,23 @@ def pixel_ranks(maps: Tensor) -> Tensor:
 
 
 def _scores(model: Callable[[Tensor], Tensor], make_images: Callable[[Tensor, Tensor], Tensor], jobs: int,
-            target: Tensor, softmax: bool, batch_size: int, progress: bool, desc: str) -> Tensor:
-    """Target-class score of ``make_images(job, sample)`` for every (job, sample) pair, ``batch_size`` at a time."""
+            target: Tensor, softmax: bool, batch_size: int, progress: bool, desc: str,
+            build_size: int | None = None) -> Tensor:
+    """Target-class score of ``make_images(job, sample)`` for every (job, sample) pair.
+
+    Images are built ``build_size`` at a time (default ``batch_size``) and go through the model ``batch_size`` at a
+    time.
+    """
     n = len(target)
     flat = torch.arange(jobs * n, device=target.device)
     out = torch.empty(jobs * n, dtype=torch.float32, device=target.device)
-    chunks = flat.split(batch_size)
-    for chunk in tqdm(chunks, desc=desc, disable=not progress, leave=False):
-        job, sample = chunk // n, chunk % n
-        logits = model(make_images(job, sample))
-        values = logits.float().softmax(1) if softmax else logits.float()
-        out[chunk] = values.gather(1, target[sample][:, None])[:, 0]
+    for built in tqdm(flat.split(build_size or batch_size), desc=desc, disable=not progress, leave=False):
+        images = make_images(built // n, built % n)
+        for start in range(0, len(built), batch_size):
+            chunk = built[start : start + batch_size]
+            logits = model(images[start : start + batch_size])
+            values = logits.float().softmax(1) if softmax else logits.float()
+            out[chunk] = values.gather(1, target[chunk % n][:, None])[:, 0]
     return out.reshape(jobs, n)
 
 
@@ -519,9 +527,10 @@ def road(
         mode: ``"both"``, ``"morf"`` or ``"lerf"``.
         noise: standard deviation of the imputation noise (the paper: 0.01 for images in [0, 1]).
         softmax: score with the softmax probability; ``False`` uses the raw logit.
-        seed: seed of the imputation noise (chunk ``j`` of ``batch_size`` images draws from seed ``seed + j``; the
-            global RNG is untouched).
-        batch_size: images per imputation and model pass (default: ``len(inputs)``).
+        seed: seed of the imputation noise (imputation chunk ``j`` draws from seed ``seed + j``; the global RNG is
+            untouched).
+        batch_size: images per model pass (default: ``len(inputs)``); imputation works on chunks of at least
+            :math:`2^{23}` elements (all images and percentages at once on small inputs).
         attribute_kwargs: extra keyword arguments of the attribution call.
         progress: show a tqdm bar over the passes.
 
@@ -567,8 +576,10 @@ def road(
                 generator = torch.Generator().manual_seed(seed + next(chunk_index))
                 return noisy_linear_imputation(x[sample], removed, noise=noise, generator=generator)
 
+            # Conjugate gradients take as many iterations for one image as for many: impute large chunks at once.
+            build_size = max(batch_size, IMPUTATION_ELEMENTS // inputs[0].numel())
             scores = _scores(model, make_images, len(orders) * len(percentages), target, softmax, batch_size,
-                             progress, "ROAD").reshape(len(orders), len(percentages), n)
+                             progress, "ROAD", build_size).reshape(len(orders), len(percentages), n)
     curves = dict(zip(orders, scores))
     return ROADResult(percentages=fractions, original=original, morf=curves.get("morf"), lerf=curves.get("lerf"),
                       target=target)
