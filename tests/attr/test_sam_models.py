@@ -2,9 +2,9 @@
 normalized inputs.
 
 The registry test is parametrized over ``torchvision.models.list_models(module=torchvision.models)`` (timm's
-pattern): a fixed fast subset runs by default; the whole registry runs with ``CAPTUM_WSAM_ALL_MODELS=1`` (marked
-``slow``; some models take several GiB and minutes on a CPU), e.g.
-``CAPTUM_WSAM_ALL_MODELS=1 pytest tests/attr/test_sam_models.py -k registry``.
+pattern): a fixed fast subset runs by default; the whole registry runs with ``CAPTUM_WSAM_FULL_REGISTRY=1``
+(``make test-models``, as the LRP registry test; marked ``slow``: some models take several GiB and minutes on a CPU),
+e.g. ``CAPTUM_WSAM_FULL_REGISTRY=1 pytest tests/attr/test_sam_models.py -k registry``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.helpers import ModelSnapshot, assert_nothing_left
 
 ALL_MODELS = torchvision.models.list_models(module=torchvision.models)
 FAST_MODELS = ("resnet18", "mobilenet_v3_small")  # ViT and Swin: small configurations below
-RUN_ALL = os.environ.get("CAPTUM_WSAM_ALL_MODELS") == "1"
+RUN_ALL = os.environ.get("CAPTUM_WSAM_FULL_REGISTRY") == "1"  # as tests/attr/test_lrp_models.py (make test-models)
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
@@ -79,7 +79,7 @@ def explained_layer(model: nn.Module, size: int) -> nn.Module:
 
 def _registry_params() -> list[Any]:
     slow = pytest.mark.slow
-    skip = pytest.mark.skipif(not RUN_ALL, reason="whole registry: set CAPTUM_WSAM_ALL_MODELS=1")
+    skip = pytest.mark.skipif(not RUN_ALL, reason="full registry: set CAPTUM_WSAM_FULL_REGISTRY=1 (make test-models)")
     return [pytest.param(n) if n in FAST_MODELS else pytest.param(n, marks=(slow, skip)) for n in ALL_MODELS]
 
 
