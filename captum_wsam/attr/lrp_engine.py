@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .._compat import BatchNorm
 from .adapters import logits_of
 from .lrp_canonizers import (
     LINEAR_TYPES,
@@ -153,7 +154,7 @@ def kind_of(module: nn.Module) -> str | None:
     if name in BATCH_NORM_ACT_NAMES:
         return "batch_norm_act" if module.running_mean is not None else None
     if isinstance(module, BATCH_NORM_TYPES):
-        plain = type(module).forward is nn.modules.batchnorm._BatchNorm.forward
+        plain = type(module).forward is BatchNorm.forward
         return "batch_norm" if plain and module.running_mean is not None else None
     if isinstance(module, ACTIVATION_TYPES) or name in ACTIVATION_NAMES:
         return "activation"
