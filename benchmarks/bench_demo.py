@@ -2,9 +2,9 @@
 
 Each round runs, in fresh processes, one reference training epoch and then the demo on an empty model cache
 (everything trained); at the end, once per mode, the demo runs again on the first round's cache (models loaded).
-Printed per mode: wall seconds and CPU seconds (median and range over the rounds), the demo's wall time as a multiple
-of the reference epoch measured just before it (the ratio is what carries over between machines and loads), and the
-clean test accuracy of every model the demo explains.
+Printed per mode: wall seconds and CPU seconds (median and range over the rounds), the demo's wall and CPU time as
+multiples of the reference epoch's, measured just before it (the ratios carry over between machines and loads; on a
+shared machine the CPU ratio is the steadier one), and the clean test accuracy of every model the demo explains.
 
 Reference epoch: one epoch of ``train_classifier`` on ``SmallCNN()`` over 2000 ShapesTextures images of 64×64
 (batch 64), the budget unit of the demo before #20. Targets (#20): quick < 60 s and full < 300 s wall on two CPU cores,
@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,10 +49,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def reference_epoch() -> float:
-    """Wall seconds of one reference epoch (in a fresh process, data generation excluded)."""
+def reference_epoch() -> tuple[float, float]:
+    """Wall and CPU seconds of one reference epoch (in a fresh process, data generation excluded)."""
     result = subprocess.run([sys.executable, "-c", REFERENCE], capture_output=True, text=True, check=True)
-    return float(result.stdout.split()[0])
+    wall, cpu = map(float, result.stdout.split())
+    return wall, cpu
 
 
 def run_demo(mode: str, out: Path, cache: Path | None) -> dict[str, float]:
@@ -82,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="rounds per mode (default 3)")
     parser.add_argument("--modes", default="quick,full", help="comma-separated: quick, full (default both)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="copy each mode's first report folder to DIR/<mode> (default: keep nothing)")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     if not set(modes) <= set(TARGETS) or args.runs < 1:
@@ -93,28 +97,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.runs):
             for mode in modes:
-                ref = reference_epoch()
+                ref, ref_cpu = reference_epoch()
                 # a fresh, empty cache: everything is trained (and the first round's cache serves the warm run)
                 run = run_demo(mode, Path(tmp) / f"{mode}{round_}", Path(tmp) / f"cache-{mode}-{round_}")
-                run.update(reference=ref, ratio=run["wall"] / ref)
+                run.update(reference=ref, ratio=run["wall"] / ref, reference_cpu=ref_cpu,
+                           ratio_cpu=run["cpu"] / ref_cpu)
                 results[mode].append(run)
-                print(f"round {round_ + 1}/{args.runs} {mode}: {run['wall']:.1f} s wall, {run['cpu']:.1f} s CPU, "
-                      f"reference epoch {ref:.1f} s -> {run['ratio']:.2f} reference epochs; accuracy "
+                if args.keep is not None and round_ == 0:
+                    shutil.copytree(Path(tmp) / f"{mode}{round_}", args.keep / mode, dirs_exist_ok=True)
+                print(f"round {round_ + 1}/{args.runs} {mode}: {run['wall']:.1f} s wall, {run['cpu']:.1f} s CPU; "
+                      f"reference epoch {ref:.1f} s wall, {ref_cpu:.1f} s CPU -> {run['ratio']:.2f} reference epochs "
+                      f"(wall), {run['ratio_cpu']:.2f} (CPU); accuracy "
                       + ", ".join(f"{m} {run[f'{m}_accuracy']:.3f}" for m in MODELS), flush=True)
         for mode in modes:  # a second run on the first round's cache: the models are loaded, not trained
-            ref = reference_epoch()
+            ref, ref_cpu = reference_epoch()
             warm[mode] = run_demo(mode, Path(tmp) / f"{mode}-warm", Path(tmp) / f"cache-{mode}-0")
-            warm[mode].update(reference=ref, ratio=warm[mode]["wall"] / ref)
-    print("\n| mode | wall s (median [range]) | CPU s | reference epochs | warm cache: wall s (ref. epochs) | target "
-          "| clean accuracy (min over runs) |")
-    print("|---|---|---|---|---|---|---|")
+            warm[mode].update(reference=ref, ratio=warm[mode]["wall"] / ref, ratio_cpu=warm[mode]["cpu"] / ref_cpu)
+    print("\n| mode | wall s (median [range]) | CPU s | reference epochs (wall) | reference epochs (CPU) | warm cache: "
+          "wall s, CPU s (ref. epochs CPU) | target (wall, 2 cores) | clean accuracy (min over runs) |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode in modes:
         runs = results[mode]
         accuracies = ", ".join(f"{m} {min(r[f'{m}_accuracy'] for r in runs):.3f}" for m in MODELS)
         print(f"| {mode} | {_summary([r['wall'] for r in runs])} | {_summary([r['cpu'] for r in runs])} | "
-              f"{_summary([r['ratio'] for r in runs], 2)} | {warm[mode]['wall']:.1f} ({warm[mode]['ratio']:.2f}) | "
+              f"{_summary([r['ratio'] for r in runs], 2)} | {_summary([r['ratio_cpu'] for r in runs], 2)} | "
+              f"{warm[mode]['wall']:.1f}, {warm[mode]['cpu']:.1f} ({warm[mode]['ratio_cpu']:.2f}) | "
               f"< {TARGETS[mode]:.0f} s | {accuracies} |")
-    print(f"\nreference epoch: {_summary([r['reference'] for m in modes for r in results[m]])} s wall")
+    print(f"\nreference epoch: {_summary([r['reference'] for m in modes for r in results[m]])} s wall, "
+          f"{_summary([r['reference_cpu'] for m in modes for r in results[m]])} s CPU")
     if "full" in results:
         low = [m for m in MODELS if min(r[f"{m}_accuracy"] for r in results["full"]) < 0.9]
         print("full mode: every explained model >= 90 % clean test accuracy" if not low else
