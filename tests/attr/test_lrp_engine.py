@@ -288,3 +288,12 @@ def test_captum_api_and_presets() -> None:
     a = LRP(model, composite=EpsilonPlus(ZBox(0.0, 1.0))).attribute(x, target=0)
     b = LRP(model, composite=EpsilonAlpha2Beta1(ZBox(0.0, 1.0))).attribute(x, target=0)
     assert not torch.allclose(a, b), "the composites must change the result"
+
+
+def test_non_finite_box_bounds_are_rejected() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        LRPAlphaBeta(small_model(), low=torch.full((1, 3, 1, 1), float("nan")))
+    with pytest.raises(ValueError, match="finite"):
+        LRPAlphaBeta(small_model(), high=float("nan"))
+    with pytest.raises(ValueError, match="finite"):
+        ZBox(0.0, torch.tensor([1.0, float("inf")]))
