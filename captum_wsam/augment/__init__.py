@@ -7,6 +7,7 @@ from .plot import plot_style_grid
 from .probes import RandomPatchShuffle, RandomSaturation, Saturation
 from .style_augment import StyleAugment
 from .style_bank import StyleBank, procedural_styles
+from .texture_transfer import TextureTransfer
 
 __all__ = [
     "JacksonStyleNet",
@@ -17,6 +18,7 @@ __all__ = [
     "StyleAugment",
     "StyleBackend",
     "StyleBank",
+    "TextureTransfer",
     "check_style_backend",
     "plot_style_grid",
     "procedural_styles",

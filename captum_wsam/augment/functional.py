@@ -28,8 +28,6 @@ arXiv:1905.09797: saturation :math:`x \mapsto \tfrac12\big(\operatorname{sign}(2
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -41,12 +39,17 @@ _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 # --------------------------------------------------------------------------------------------- Laplacian pyramid
 def _blur_down(image: Tensor) -> Tensor:
-    """5-tap binomial blur then stride-2 subsampling (reflect padding): :math:`(B, C, \\lceil H/2\\rceil, ...)`."""
-    channels = image.shape[1]
-    taps = torch.tensor(_BINOMIAL, dtype=image.dtype, device=image.device) / 16.0
+    """5-tap binomial blur then stride-2 subsampling (reflect padding): :math:`(B, C, \\lceil H/2\\rceil, ...)`.
+
+    Written as strided slices of the padded image (the filter is symmetric: taps 0/4 and 1/3 share a weight), which
+    on the CPU is about twice as fast as a depthwise convolution and gives the same values up to round-off.
+    """
+    outer, inner, centre = (t / 16.0 for t in _BINOMIAL[:3])
     padded = F.pad(image, (2, 2, 2, 2), mode="reflect")
-    out = F.conv2d(padded, taps.view(1, 1, 1, 5).expand(channels, 1, 1, 5), stride=(1, 2), groups=channels)
-    return F.conv2d(out, taps.view(1, 1, 5, 1).expand(channels, 1, 5, 1), stride=(2, 1), groups=channels)
+    rows = (padded[..., 0:-4:2] + padded[..., 4::2]) * outer + (padded[..., 1:-3:2] + padded[..., 3:-1:2]) * inner
+    rows = rows + padded[..., 2:-2:2] * centre
+    out = (rows[..., 0:-4:2, :] + rows[..., 4::2, :]) * outer + (rows[..., 1:-3:2, :] + rows[..., 3:-1:2, :]) * inner
+    return out + rows[..., 2:-2:2, :] * centre
 
 
 def _up(image: Tensor, size: tuple[int, int]) -> Tensor:
@@ -212,31 +215,6 @@ def regularize_covariance(covariance: Tensor, relative: float = 1e-3, absolute: 
 
 
 # --------------------------------------------------------------------------------------------- matrix powers
-@contextmanager
-def single_threaded_on_cpu(tensor: Tensor, max_numel: int | None = None) -> Iterator[None]:
-    """Run the block with one intra-op thread when ``tensor`` is on the CPU (and has at most ``max_numel`` elements).
-
-    The thread count is restored on exit. ``torch.linalg.eigh`` on a batch of small matrices is one LAPACK call per
-    matrix, and small convolutions are dominated by thread fork/join: with two intra-op threads on a loaded 2-core
-    machine both were measured 10 to 50 times slower than with one (27×27 matrices; 4×3×24×24 images).
-
-    Examples:
-        >>> with single_threaded_on_cpu(torch.zeros(2)):
-        ...     torch.get_num_threads()
-        1
-    """
-    too_big = max_numel is not None and tensor.numel() > max_numel
-    if tensor.device.type != "cpu" or too_big or torch.get_num_threads() == 1:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class _SymmetricPower(torch.autograd.Function):
     """:math:`A^{p}` of a symmetric positive definite matrix via ``eigh``, with a divided-difference backward.
 
@@ -247,8 +225,7 @@ class _SymmetricPower(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, matrix: Tensor, power: float) -> Tensor:  # type: ignore[override]
-        with single_threaded_on_cpu(matrix):
-            eigenvalues, vectors = torch.linalg.eigh(matrix)
+        eigenvalues, vectors = torch.linalg.eigh(matrix)
         floor = eigenvalues.abs().amax(-1, keepdim=True) * 1e-7 + torch.finfo(matrix.dtype).tiny
         eigenvalues = torch.maximum(eigenvalues, floor)
         roots = eigenvalues.sqrt()
@@ -618,7 +595,6 @@ __all__ = [
     "regularize_covariance",
     "sample_positions",
     "saturation",
-    "single_threaded_on_cpu",
     "stylize_from_statistics",
     "symmetric_inverse_sqrt",
     "symmetric_sqrt",

@@ -33,7 +33,6 @@ from .functional import (
     ContentStatistics,
     content_statistics,
     regularize_covariance,
-    single_threaded_on_cpu,
     stylize_from_statistics,
 )
 from .functional import symmetric_sqrt as _symmetric_sqrt
@@ -41,18 +40,13 @@ from .functional import symmetric_sqrt as _symmetric_sqrt
 if TYPE_CHECKING:
     from .style_bank import StyleBank
 
-# Below this many input elements (about 8 images of 3×224×224) CPU work runs on one thread: the per-op thread
-# overhead then outweighs the parallel speed-up (see ``single_threaded_on_cpu``).
-_SMALL_WORKLOAD = 2**20
-
-
 @functools.lru_cache(maxsize=4)
 def _default_bank_vectors(patch_size: int, levels: int) -> tuple[Tensor, tuple[str, ...]]:
     # Cached because every StyleAugment() builds a bank; StyleBank copies the tensor, so the cache is never exposed.
     from .style_bank import procedural_styles
 
     size = max(96, (patch_size + 1) * 2 ** (levels - 1))
-    with single_threaded_on_cpu(torch.empty(0)), torch.no_grad():
+    with torch.no_grad():
         images, names = procedural_styles(count=48, size=size)
         vectors = LinearStyleTransfer(patch_size, levels).encode_styles(images)
     return vectors, tuple(names)
@@ -157,14 +151,12 @@ class LinearStyleTransfer(nn.Module):
 
     def prepare(self, inputs: Tensor) -> ContentStatistics:
         """Content side, computed once per image: pyramid, patch means, covariances and whitening matrices."""
-        with single_threaded_on_cpu(inputs, _SMALL_WORKLOAD):
-            return content_statistics(inputs, self.patch_size, self.levels, self.max_positions)
+        return content_statistics(inputs, self.patch_size, self.levels, self.max_positions)
 
     def render(self, content: ContentStatistics, styles: Tensor, alpha: Tensor) -> Tensor:
         """Stylize prepared content with per-sample style vectors :math:`(B, V)` and α :math:`(B,)`."""
-        with single_threaded_on_cpu(content.bands[0], _SMALL_WORKLOAD):
-            means, covariances = self.decode_styles(styles)
-            return stylize_from_statistics(content, means, covariances, alpha)
+        means, covariances = self.decode_styles(styles)
+        return stylize_from_statistics(content, means, covariances, alpha)
 
     def forward(self, inputs: Tensor, styles: Tensor, alpha: Tensor) -> Tensor:
         r"""Stylize ``inputs`` (:math:`(B, 3, H, W)` in [0, 1]) with style vectors :math:`(B, V)` and α :math:`(B,)`.

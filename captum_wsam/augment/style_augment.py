@@ -26,8 +26,9 @@ from kornia.augmentation import IntensityAugmentationBase2D
 from torch import Tensor, nn
 
 from .._checks import check_images, check_in_range, check_range_pair, check_tensor, check_type
-from .linear_transfer import LinearStyleTransfer
+from .backend import check_style_backend
 from .style_bank import StyleBank
+from .texture_transfer import TextureTransfer
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -108,14 +109,11 @@ class StyleAugment(IntensityAugmentationBase2D):
         check_type(keepdim, "keepdim", bool)
         check_in_range(style_noise, "style_noise", 0.0)
         if transfer is not None:
-            check_type(transfer, "transfer", nn.Module)
-            for method in ("prepare", "render", "encode_styles", "default_style_bank"):
-                if not callable(getattr(transfer, method, None)):
-                    raise TypeError(f"transfer must provide {method}(), got {type(transfer).__name__}")
+            check_style_backend(transfer, "transfer")
         super().__init__(p=p, same_on_batch=same_on_batch, p_batch=1.0, keepdim=keepdim)
         self.alpha = alpha_range
         self.style_noise = float(style_noise)
-        self.transfer = LinearStyleTransfer() if transfer is None else transfer
+        self.transfer = TextureTransfer() if transfer is None else transfer
         if styles is None:
             bank = self.transfer.default_style_bank()
         elif isinstance(styles, StyleBank):
@@ -128,15 +126,23 @@ class StyleAugment(IntensityAugmentationBase2D):
             raise TypeError(f"styles must be a StyleBank, an image tensor or a folder, got {type(styles).__name__}")
         bank.check_compatible(self.transfer, "styles")
         self.style_bank = bank
+        # A generative backend (JacksonStyleNet) draws a fresh style per image unless a finite bank is given.
+        self.fresh_styles = styles is None and callable(getattr(self.transfer, "sample_styles", None))
 
     # ------------------------------------------------------------------ Kornia hooks
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
-        """Draw ``style_index``, ``alpha`` and ``style_noise`` per sample (one draw with ``same_on_batch``)."""
+        """Draw ``alpha`` and either ``style_index`` with ``style_noise`` (a bank) or ``style_vector`` (a fresh style
+        from a generative backend's ``sample_styles``) per sample; one draw with ``same_on_batch``."""
         batch = batch_shape[0]
         draws = 1 if self.same_on_batch else batch
         low, high = self.alpha
-        style_index = torch.randint(len(self.style_bank), (draws,), device=self.device)
         alpha = low + (high - low) * torch.rand(draws, device=self.device, dtype=self.dtype)
+        if self.fresh_styles:
+            vectors = self.transfer.sample_styles(draws).to(device=self.device, dtype=self.dtype)
+            if self.same_on_batch:
+                alpha, vectors = alpha.repeat(batch), vectors.repeat(batch, 1)
+            return {"style_vector": vectors, "alpha": alpha}
+        style_index = torch.randint(len(self.style_bank), (draws,), device=self.device)
         noise = torch.randn(draws, self.style_bank.vectors.shape[1], device=self.device, dtype=self.dtype)
         if self.same_on_batch:
             style_index, alpha, noise = style_index.repeat(batch), alpha.repeat(batch), noise.repeat(batch, 1)
@@ -150,23 +156,24 @@ class StyleAugment(IntensityAugmentationBase2D):
     ) -> Tensor:
         check_images(input, "input", channels=3)
         batch = input.shape[0]
-        if "style_index" not in params or "alpha" not in params:
-            raise ValueError(f"params must hold 'style_index' and 'alpha', got keys {sorted(params)}")
-        index = _rows(params["style_index"], batch, params, "style_index")
+        if ("style_index" not in params and "style_vector" not in params) or "alpha" not in params:
+            raise ValueError(f"params must hold 'alpha' and 'style_index' or 'style_vector', got keys {sorted(params)}")
         alpha = _rows(torch.as_tensor(params["alpha"]).reshape(-1), batch, params, "alpha")
-        noise = params.get("style_noise")
-        noise = None if noise is None else _rows(noise, batch, params, "style_noise")
+        if "style_vector" in params:
+            styles = _rows(params["style_vector"], batch, params, "style_vector")
+        else:
+            index = _rows(params["style_index"], batch, params, "style_index")
+            noise = params.get("style_noise")
+            noise = None if noise is None else _rows(noise, batch, params, "style_noise")
+            styles = self.style_bank.sample(index, noise, self.style_noise)
         gate = params.get("batch_prob")
         if self.p == 1.0 or gate is None or gate.shape[0] != batch:
-            styles = self.style_bank.sample(index, noise, self.style_noise)
             return self._stylize(input, styles, alpha)
         # Only the gated samples are stylized; Kornia blends the others back from the input.
         chosen = (gate > 0.5).nonzero().flatten().to(input.device)
         if chosen.numel() == 0:
             return input
-        noise = None if noise is None else noise[chosen.to(noise.device)]
-        styles = self.style_bank.sample(index[chosen.to(index.device)], noise, self.style_noise)
-        stylized = self._stylize(input[chosen], styles, alpha[chosen.to(alpha.device)])
+        stylized = self._stylize(input[chosen], styles[chosen.to(styles.device)], alpha[chosen.to(alpha.device)])
         return input.index_put((chosen,), stylized)
 
     def forward(self, input: Tensor, params: dict[str, Tensor] | None = None, **kwargs: Any) -> Tensor:
