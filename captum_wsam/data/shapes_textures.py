@@ -288,4 +288,37 @@ def flip_labels(labels: Tensor, rate: float, num_classes: int, seed: int) -> Ten
     return noisy
 
 
-__all__ = ["ShapesTextures", "flip_labels", "render_chunk"]
+def texture_swatches(kinds: Tensor, size: int = 64, seed: int = 0) -> Tensor:
+    """Full-frame swatches of given texture families, drawn as :class:`ShapesTextures` draws its textures.
+
+    Frequency, orientation, phase and the two colours (one random half of the colour cube) are random per swatch
+    (seeded), so only the family is shared between swatches of one kind: the style images of a texture-transfer
+    test, where a classifier must name the family whatever the colours.
+
+    Args:
+        kinds: :math:`(N,)` indices into ``TEXTURES``.
+        size: side in pixels.
+        seed: all randomness comes from it.
+
+    Returns:
+        :math:`(N, 3, \\text{size}, \\text{size})` float in [0, 1].
+
+    Examples:
+        >>> swatches = texture_swatches(torch.tensor([1, 3]), size=32)
+        >>> swatches.shape, bool(swatches.min() >= 0), bool(swatches.max() <= 1)
+        (torch.Size([2, 3, 32, 32]), True, True)
+    """
+    check_type(kinds, "kinds", Tensor)
+    if kinds.dim() != 1 or kinds.is_floating_point() or (kinds.numel() and not 0 <= int(kinds.min()) <= int(
+            kinds.max()) < len(TEXTURES)):
+        raise ValueError(f"kinds must be a (N,) integer tensor of indices into TEXTURES, got {kinds!r}")
+    check_positive_int(size, "size")
+    g = _chunk_generator(seed, -3)
+    kinds = kinds.long().cpu()
+    params = _sample_texture_params(kinds, g)
+    low, high = _sample_colors(torch.rand(len(kinds), generator=g) < 0.5, g)
+    noise = _grain_noise(seed, 0, kinds, size, 2)
+    return colorize(texture_pattern(noise=noise, **params), low, high).clamp(0.0, 1.0)
+
+
+__all__ = ["ShapesTextures", "flip_labels", "render_chunk", "texture_swatches"]

@@ -132,3 +132,35 @@ def test_bad_arguments(kwargs, error, match):
 def test_index_out_of_range():
     with pytest.raises(IndexError, match="index"):
         ShapesTextures(n=3, size=32)[3]
+
+
+def test_texture_shortcut_ties_texture_to_shape_and_conflicts_break_it():
+    aligned = ShapesTextures(n=200, size=32, seed=3, texture_shortcut=True)
+    assert torch.equal(aligned.texture_labels, aligned.shape_labels % len(TEXTURES))
+    conflict = ShapesTextures(n=200, size=32, seed=3, texture_shortcut=True, cue_conflict=True)
+    assert (conflict.texture_labels != conflict.shape_labels).all()
+    assert torch.equal(conflict.shape_labels, aligned.shape_labels)  # same draws, only the textures differ
+    # The background carries the object's family: a flat object ("circle" class) sits on a flat background.
+    flat = (aligned.texture_labels == TEXTURES.index("flat")).nonzero().flatten()
+    images = aligned.images[flat].float()
+    background = ~aligned.masks[flat][:, None].expand_as(images)
+    for img, m in zip(images, background):
+        pixels = img[m].view(3, -1)
+        same = ((pixels - pixels.median(dim=1, keepdim=True).values).abs() <= 1).all(0)
+        assert float(same.float().mean()) > 0.9  # one colour, up to anti-aliasing at the object's border
+    assert len(flat) > 0
+    assert "texture_shortcut=True" in repr(aligned)
+
+
+@pytest.mark.slow
+def test_texture_shortcut_makes_a_smallcnn_texture_biased():
+    from captum_wsam.metrics import shape_bias
+    from captum_wsam.models import SmallCNN
+    from captum_wsam.train import accuracy, train_classifier
+
+    torch.manual_seed(0)
+    model = SmallCNN()
+    train_classifier(model, ShapesTextures(n=1200, size=64, texture_shortcut=True, seed=0), epochs=4, lr=5e-3,
+                     progress=False)
+    assert accuracy(model, ShapesTextures(n=300, size=64, texture_shortcut=True, seed=1)) > 0.9
+    assert shape_bias(model, ShapesTextures(n=300, size=64, texture_shortcut=True, cue_conflict=True, seed=2)) <= 0.35

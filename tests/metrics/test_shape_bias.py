@@ -78,8 +78,8 @@ def test_bad_inputs(conflict: ShapesTextures) -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 6))
     with pytest.raises(TypeError, match="model"):
         shape_bias("model", conflict)
-    with pytest.raises(TypeError, match="loader"):
+    with pytest.raises(TypeError, match="data"):
         shape_bias(model, [1, 2])
     plain = ShapesTextures(n=4, size=32, return_info=False)
-    with pytest.raises(ValueError, match="loader must yield"):
+    with pytest.raises(ValueError, match="data must yield"):
         shape_bias(model, plain)
