@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.inception import BasicConv2d, InceptionA, InceptionB, InceptionC
 
-from .._checks import check_images, check_tensor, check_type
+from .._checks import check_images, check_positive_int, check_tensor, check_type
 from .style_bank import StyleBank
 
 EMBEDDING_DIM = 100
@@ -382,9 +382,18 @@ class JacksonStyleNet(nn.Module):
         noise = torch.randn(count, EMBEDDING_DIM, generator=generator, dtype=torch.float64)
         return (noise @ self.pbn_factor.double().cpu().T + self.pbn_mean.double().cpu()).to(self.pbn_mean)
 
+    def sample_styles(self, count: int, generator: torch.Generator | None = None) -> Tensor:
+        r"""Fresh style embeddings :math:`\hat z \sim \mathcal N(\mu_{\text{PBN}}, \Sigma_{\text{PBN}})`,
+        :math:`(\text{count}, 100)`, from the global RNG unless ``generator`` is given: what the official
+        ``StyleAugmentor`` draws for every image, and what :class:`~captum_wsam.augment.StyleAugment` calls per sample
+        when no ``styles=`` bank is given."""
+        check_positive_int(count, "count")
+        return self.sample_embeddings(count, generator)
+
     def default_style_bank(self, count: int = 64, seed: int = 0) -> StyleBank:
         """``count`` embeddings drawn from :math:`\\mathcal N(\\mu_{\\text{PBN}}, \\Sigma_{\\text{PBN}})` with a seeded
-        generator (the original draws a fresh one per image; a fixed bank plus StyleAugment's noise does the same)."""
+        generator: the fixed styles that SAM/WSAM's deterministic ``stylize``/``stylize_grid`` index. Random
+        augmentation draws fresh embeddings instead (:meth:`sample_styles`)."""
         vectors = self.sample_embeddings(count, torch.Generator().manual_seed(seed))
         return StyleBank(vectors, [f"pbn_{i:03d}" for i in range(count)], self.config)
 

@@ -149,3 +149,27 @@ def test_as_style_augment_backend_is_differentiable(reference: JacksonStyleNet) 
     out.sum().backward()
     assert out.shape == x.shape and x.grad.abs().sum() > 0
     assert torch.equal(aug.stylize(x.detach(), 0, 1.0), x.detach())
+
+
+def test_style_augment_draws_a_fresh_embedding_per_image_from_the_pbn_gaussian() -> None:
+    """The official StyleAugmentor samples z ~ N(mu, Sigma) for every image: check the sample mean and covariance."""
+    g = torch.Generator().manual_seed(0)
+    factor = torch.randn(100, 100, generator=g, dtype=torch.float64) * torch.linspace(1.0, 0.05, 100)
+    covariance, mean = factor @ factor.T, torch.randn(100, generator=g, dtype=torch.float64)
+    net = JacksonStyleNet(use_style_predictor=False)
+    net.set_embedding_statistics(mean.float(), covariance.float(), torch.zeros(100))
+    aug = StyleAugment(transfer=net, p=1.0)
+    torch.manual_seed(1)
+    params = aug.forward_parameters(torch.Size((20000, 3, 8, 8)))
+    assert "style_vector" in params and "style_index" not in params
+    draws = params["style_vector"].double()
+    error = torch.linalg.matrix_norm(torch.cov(draws.T) - covariance) / torch.linalg.matrix_norm(covariance)
+    assert float(error) < 0.05
+    torch.testing.assert_close(draws.mean(0), mean, atol=0.1, rtol=0)
+    # Replay: the drawn vectors are the params.
+    x = torch.rand(2, 3, 16, 16)
+    out = aug(x)
+    assert torch.equal(aug(x, params=aug._params), out)
+    # A finite bank given explicitly is used as such.
+    banked = StyleAugment(transfer=net, styles=net.default_style_bank(count=5), p=1.0)
+    assert set(banked.forward_parameters(torch.Size((3, 3, 8, 8)))) >= {"style_index", "style_noise"}
