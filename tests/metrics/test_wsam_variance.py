@@ -97,3 +97,12 @@ def test_two_gloo_processes_equal_one(tmp_path: Path) -> None:
         present = ~torch.isnan(single.variance)
         torch.testing.assert_close(shared["variance"][present], single.variance[present], atol=1e-12, rtol=1e-9)
         assert math.isclose(float(shared["counts"].sum()), len(data))
+
+
+def test_non_finite_images_rejected() -> None:
+    wsam, data = _setup()
+    images, labels = data.tensors()
+    images = images[:4].clone()
+    images[2, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="images of batch 0 must be finite"):
+        wsam_variance(wsam, DataLoader(TensorDataset(images, labels[:4]), batch_size=4), progress=False)
