@@ -252,7 +252,7 @@ class LRPAlphaBeta(GradientAttribution):
         self.model = model
         self.first_layer = first_layer
         if normalization is not None:
-            mean, std = (torch.as_tensor(part, dtype=torch.float32).reshape(1, -1, 1, 1) for part in normalization)
+            mean, std = (torch.as_tensor(part, dtype=torch.float64).reshape(1, -1, 1, 1) for part in normalization)
             low, high = (torch.as_tensor(low) - mean) / std, (torch.as_tensor(high) - mean) / std
         self.low, self.high, self.epsilon = low, high, float(epsilon)
         self.normalization = normalization

@@ -157,12 +157,12 @@ class _MeanStd(nn.Module):
         return (x - self.mean) / self.std
 
 
-@pytest.mark.parametrize("normalizer", [lambda: Normalize(MEAN, STD), _MeanStd])
-def test_normalize_first_layer_is_folded_into_the_box_bounds(normalizer: object) -> None:
-    """Normalized inputs with ``normalization=(mean, std)`` equal pixel inputs through a normalizing first module."""
+def test_normalize_first_layer_is_folded_into_the_box_bounds() -> None:
+    """Normalized inputs with ``normalization=(mean, std)`` equal pixel inputs through a ``Normalize`` first module
+    (a torchvision model, ImageNet statistics)."""
     torch.manual_seed(0)
     net = randomize_batch_norms(torchvision.models.resnet18(num_classes=4)).double()
-    wrapped = nn.Sequential(normalizer(), net).double().eval()
+    wrapped = nn.Sequential(Normalize(MEAN, STD), net).double().eval()
     pixels = torch.rand(2, 3, 32, 32, dtype=torch.float64)
     normalized = Normalize(MEAN, STD)(pixels)
 
@@ -176,9 +176,35 @@ def test_normalize_first_layer_is_folded_into_the_box_bounds(normalizer: object)
 
     expected = LRPAlphaBeta(net, normalization=(MEAN, STD)).attribute(normalized, target=1)
     torch.testing.assert_close(LRPAlphaBeta(wrapped).attribute(pixels, target=1), expected, rtol=1e-9, atol=1e-12)
-    # without the rule's first layer (z⁺ on the first convolution) relevance also passes the normalization unchanged
+
+
+def test_a_plain_mean_std_module_is_folded_too() -> None:
+    net = small_model().double()
+    wrapped = nn.Sequential(_MeanStd(), net).eval()
+    pixels = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    normalized = Normalize(MEAN, STD)(pixels)
+    expected = LRP(net, composite=EpsilonPlus(ZBox(0.0, 1.0, normalization=(MEAN, STD)))).attribute(normalized, 1)
+    torch.testing.assert_close(LRP(wrapped).attribute(pixels, target=1), expected, rtol=1e-9, atol=1e-12)
+    expected = LRPAlphaBeta(net, normalization=(MEAN, STD)).attribute(normalized, target=1)
+    torch.testing.assert_close(LRPAlphaBeta(wrapped).attribute(pixels, target=1), expected, rtol=1e-9, atol=1e-12)
+    # without an explicit first-layer rule (z⁺ on the first convolution) relevance passes the normalization unchanged
     plain = LRP(net, composite=EpsilonPlus()).attribute(normalized, target=1)
     torch.testing.assert_close(LRP(wrapped, composite=EpsilonPlus()).attribute(pixels, target=1), plain)
+
+
+class _NotANormalization(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean, self.std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+
+def test_a_module_with_mean_and_std_that_does_not_normalize_is_refused() -> None:
+    model = nn.Sequential(_NotANormalization(), small_model()).eval()
+    with pytest.raises(TypeError, match="does not compute"):
+        LRP(model).attribute(torch.rand(1, 3, 16, 16), target=0)
 
 
 def test_normalized_inputs_without_normalization_are_a_clear_error() -> None:
