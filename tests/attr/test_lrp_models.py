@@ -242,17 +242,17 @@ def write_table(path: Path, rows: dict[str, dict[str, Any]]) -> None:
              "*Conservation*: |Σ R − f_c(x)| / Σ |R| on a bias-free float64 copy (ε with a 1e-12 stabilizer, "
              "z^B on pixels). *zennit*: largest relative error against zennit 0.5 with the same composite "
              "(EpsilonPlus / EpsilonAlpha2Beta1 / EpsilonGammaBox, z^B first layer), float64.", "",
-             "| model | input | parameters | LRP runs | seconds (float32, EpsilonPlus) | conservation | zennit |",
+             "| model | input | parameters | LRP runs | seconds (wall, shared CPU) | conservation | zennit |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name in ALL_MODELS:
         row = rows.get(name, {})
         zennit = [v for k, v in row.items() if k.startswith("zennit_")]
-        lines.append(
-            f"| {name} | {input_size(name)}² | {row.get('params', 0) / 1e6:.1f} M | "
-            f"{'yes' if row.get('runs') else 'not run'} | {row.get('seconds', float('nan')):.2f} | "
-            f"{row.get('conservation', float('nan')):.1e} | "
-            f"{f'{max(zennit):.1e}' if zennit else ('—' if name not in ZENNIT else 'not run')} |"
-        )
+        params = f"{row['params'] / 1e6:.1f} M" if "params" in row else "—"
+        seconds = f"{row['seconds']:.1f}" if "seconds" in row else "—"
+        conservation = f"{row['conservation']:.1e}" if "conservation" in row else "not run"
+        agreement = f"{max(zennit):.1e}" if zennit else ("—" if name not in ZENNIT else "not run")
+        lines.append(f"| {name} | {input_size(name)}² | {params} | {'yes' if row.get('runs') else 'not run'} | "
+                     f"{seconds} | {conservation} | {agreement} |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
