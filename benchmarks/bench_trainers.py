@@ -12,11 +12,12 @@ Two models, 32x32 ShapesTextures, CPU, batch 64 and 128 (128 is the batch size o
   minutes per round).
 
 LP-A3 attacks only the ``ratio`` (0.1) most unstable samples, with 12 forward and 5 input-backward passes each. How
-many fall in one batch varies (4 to 10 of 64 here), so every kind is timed over a whole epoch of the 256-image set
-(4 batches of 64, 2 of 128), of which 10 % (26 images) are selected: the ratio of epoch times is the mean cost of a
-step. CPU kernels are least efficient on the small selected batches, so the LP-A3 ratio is highest on the smallest
-model. In each round every kind's epoch (after one warm-up step) directly follows a standard epoch; the median of these
-paired ratios over the rounds is printed with its range.
+many fall in one batch varies (3 to 10 of 64 here), so every kind is timed over a whole epoch of the 256-image set
+(4 batches of 64, 2 of 128), of which 25 are selected (the official rule: N - int((1 - r) N) - 1 samples, read
+from ``trainer.selection``): the ratio of epoch times is the mean cost of a step. CPU kernels are least efficient
+on the small selected batches, so the LP-A3 ratio is highest on the smallest model. In each round every kind's epoch
+(after one warm-up step) directly follows a standard epoch; the median of these paired ratios over the rounds is
+printed with its range.
 
 Run: ``python benchmarks/bench_trainers.py [--model small_cnn resnet18] [--batch-size 64 128]``
 """
@@ -31,11 +32,10 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
 from captum_wsam import _state
-from captum_wsam.attacks import functional as AF
+from captum_wsam._compat import BatchNorm
 from captum_wsam.data import ShapesTextures
 from captum_wsam.models import SmallCNN, create_model
 from captum_wsam.train import AdversarialTrainer, LPA3Trainer, SATTrainer
@@ -52,15 +52,16 @@ def lpa3_passes(t: AdversarialTrainer, images: Tensor, labels: Tensor, chosen: T
     """A standard step plus only the model passes an LP-A3 step needs on the ``chosen`` samples: the floor.
 
     The official fast-Lagrangian attack makes 1 + 2N forward passes (reference, then per step one with gradient and one
-    probe) and N input-gradient backward passes; ``LPA3(feasible=True)`` (the default) adds one forward to certify
-    the iterate it returns; the training loss adds a forward and backward of the augmented samples. No feature
+    probe) and N input-gradient backward passes; ``LPA3Trainer`` returns the last iterate (``feasible=False``, as the
+    official code), so no certification pass; the training loss adds a forward and backward of the augmented
+    samples. No feature
     distance, hooks or bookkeeping: whatever an implementation adds shows as the gap between this row and the LP-A3
     row.
     """
     model, x = t.model, images[chosen]
     loss = F.cross_entropy(model(images), labels)
     count = x.shape[0]  # the trainer's rule: no LP-A3 term without samples, or one under training-mode BatchNorm
-    if count == 0 or (count == 1 and any(isinstance(m, _BatchNorm) and m.training for m in model.modules())):
+    if count == 0 or (count == 1 and any(isinstance(m, BatchNorm) and m.training for m in model.modules())):
         t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t.optimizer.step()
@@ -74,8 +75,6 @@ def lpa3_passes(t: AdversarialTrainer, images: Tensor, labels: Tensor, chosen: T
             with torch.no_grad():
                 model(x - 0.1 * gradient)  # probe pass
             x = (x.detach() + 0.01 * gradient.sign()).clamp(0, 1)
-        with torch.no_grad():
-            model(x)  # certification pass
     loss = loss + F.cross_entropy(model(x), targets)
     t.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -126,20 +125,20 @@ def run(name: str, batch_size: int, repeat: int) -> None:
         if kind == "lpa3":
             t = LPA3Trainer(model, optimizer, layers=layers, warmup=0, ratio=0.1, progress=False)
             t.fit(data, epochs=1, batch_size=batch_size)  # fills the instability memory
-            t._threshold = AF.selection_threshold(t.lpa3_memory["instability"], t.lpa3_ratio)
+            t.selection.start_epoch()  # the threshold of the next epoch (the official selection rule)
             return t
         attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=10)
         return AdversarialTrainer(model, optimizer, attack, progress=False)
 
     trainers = {kind: trainer(kind) for kind in KINDS[name]}
-    memory = {k: v.clone() for k, v in trainers["lpa3"].lpa3_memory.items()}
-    chosen = [memory["instability"][info["index"]] >= trainers["lpa3"]._threshold for _, _, info in batches]
+    selection = trainers["lpa3"].selection
+    memory = {key: value.clone() for key, value in selection.state_dict().items()}
+    chosen = [memory["instability"][info["index"]] > selection.threshold for _, _, info in batches]  # the memory's rule
     selected = [int(c.sum()) for c in chosen]
 
     def epoch(kind: str, t: AdversarialTrainer) -> None:
-        if kind == "lpa3":  # every timed epoch starts from the same memory, hence selects the same samples
-            for key, value in memory.items():
-                t.lpa3_memory[key].copy_(value)
+        if kind == "lpa3":  # every timed epoch starts from the same memory (threshold kept): the same samples
+            t.selection.load_state_dict(memory, t.device)
         for (images, labels, info), mask in zip(batches, chosen, strict=True):
             if kind == "lpa3_passes":
                 lpa3_passes(t, images, labels, mask)
