@@ -158,10 +158,6 @@ def test_find_cycles_finds_a_circle() -> None:  # the checker itself can fail
 
 def test_no_import_circle() -> None:
     cycles = find_cycles(package_graph())
-    owned_by_others = {"captum_wsam.augment.linear_transfer", "captum_wsam.augment.style_bank"}
-    if cycles and all(set(c) <= owned_by_others for c in cycles):
-        pytest.xfail(f"known circle owned by the augment/ maintainers (issue 19 item 4): {cycles}; "
-                     "captum_wsam/augment/linear_transfer.py <-> captum_wsam/augment/style_bank.py")
     assert not cycles, f"import circles: {cycles}"
 
 

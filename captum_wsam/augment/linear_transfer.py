@@ -23,7 +23,7 @@ Gaussian style noise of the seed, :math:`\hat z = \bar z + \mathcal N(0, \sigma^
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,15 +36,12 @@ from .functional import (
     stylize_from_statistics,
 )
 from .functional import symmetric_sqrt as _symmetric_sqrt
+from .style_bank import StyleBank, procedural_styles
 
-if TYPE_CHECKING:
-    from .style_bank import StyleBank
 
 @functools.lru_cache(maxsize=4)
 def _default_bank_vectors(patch_size: int, levels: int) -> tuple[Tensor, tuple[str, ...]]:
     # Cached because every StyleAugment() builds a bank; StyleBank copies the tensor, so the cache is never exposed.
-    from .style_bank import procedural_styles
-
     size = max(96, (patch_size + 1) * 2 ** (levels - 1))
     with torch.no_grad():
         images, names = procedural_styles(count=48, size=size)
@@ -170,8 +167,6 @@ class LinearStyleTransfer(nn.Module):
         """The built-in bank: 48 procedural texture styles at 96×96 or larger
         (:func:`~captum_wsam.augment.style_bank.procedural_styles`), made on the spot (no download), encoded once per
         process and configuration; every call returns a fresh copy."""
-        from .style_bank import StyleBank
-
         vectors, names = _default_bank_vectors(self.patch_size, self.levels)
         return StyleBank(vectors, names, self.config)
 

@@ -178,16 +178,30 @@ class StyleBank(nn.Module):
     def from_images(
         cls,
         images: Tensor | str | os.PathLike[str],
-        transfer: nn.Module | None = None,
+        transfer: nn.Module,
         names: Sequence[str] | None = None,
         size: int = 128,
     ) -> StyleBank:
-        """Encode style images (a :math:`(S, 3, H, W)` tensor in [0, 1], or a folder of PNG/JPEG files resized to
-        ``size``) with ``transfer`` (default :class:`~captum_wsam.augment.LinearStyleTransfer`)."""
-        if transfer is None:
-            from .linear_transfer import LinearStyleTransfer
+        r"""Encode style images with a transfer backend: :math:`\bar z_i = \mathrm{encode\_styles}(s_i)`.
 
-            transfer = LinearStyleTransfer()
+        The bank knows no backend of its own (a backend's ``default_style_bank`` builds a bank, so a default here
+        would make the two modules import each other): pass the one the bank is for, e.g.
+        ``LinearStyleTransfer()`` (the :class:`~captum_wsam.augment.StyleAugment` default) or a
+        :class:`~captum_wsam.augment.JacksonStyleNet`.
+
+        Args:
+            images: a :math:`(S, 3, H, W)` tensor in [0, 1], or a folder of PNG/JPEG files resized to ``size``.
+            transfer: the backend (:class:`~captum_wsam.augment.backend.StyleBackend`) whose ``encode_styles`` makes
+                the vectors and whose ``config`` the bank records.
+            names: ``S`` style names (default: the file stems, or ``style_0``, ...).
+            size: side the folder images are resized to.
+
+        Returns:
+            A :class:`StyleBank` of :math:`S` vectors :math:`(S, V)`.
+        """
+        if not callable(getattr(transfer, "encode_styles", None)):
+            raise TypeError(f"transfer must be a style backend with encode_styles() (e.g. LinearStyleTransfer()), "
+                            f"got {type(transfer).__name__}")
         if isinstance(images, (str, os.PathLike)):
             images, folder_names = load_image_folder(images, size)
             names = folder_names if names is None else names

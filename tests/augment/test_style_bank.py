@@ -43,7 +43,7 @@ def test_sample_adds_scaled_noise() -> None:
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
-    bank = StyleBank.from_images(torch.rand(3, 3, 32, 32), names=["a", "b", "c"])
+    bank = StyleBank.from_images(torch.rand(3, 3, 32, 32), LinearStyleTransfer(), names=["a", "b", "c"])
     bank.save(tmp_path / "bank.pt")
     loaded = StyleBank.load(tmp_path / "bank.pt")
     assert torch.equal(loaded.vectors, bank.vectors) and loaded.names == ["a", "b", "c"]
@@ -73,14 +73,14 @@ def test_from_folder(tmp_path: Path) -> None:
         pixels = (torch.rand(*size, 3) * 255).to(torch.uint8).numpy()
         Image.fromarray(pixels).save(tmp_path / f"style{i}.{'png' if i == 0 else 'jpg'}")
     (tmp_path / "notes.txt").write_text("not an image")
-    bank = StyleBank.from_images(tmp_path, size=32)
+    bank = StyleBank.from_images(tmp_path, LinearStyleTransfer(), size=32)
     assert len(bank) == 2 and bank.names == ["style0", "style1"]
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="holds no"):
-        StyleBank.from_images(empty, size=32)
+        StyleBank.from_images(empty, LinearStyleTransfer(), size=32)
     with pytest.raises(ValueError, match="existing folder"):
-        StyleBank.from_images(tmp_path / "missing")
+        StyleBank.from_images(tmp_path / "missing", LinearStyleTransfer())
 
 
 def test_bad_arguments() -> None:
@@ -90,6 +90,10 @@ def test_bad_arguments() -> None:
         StyleBank(torch.zeros(2, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="names must be 2 strings"):
         StyleBank(torch.zeros(2, 4), names=["only one"])
+    with pytest.raises(TypeError, match="transfer must be a style backend with encode_styles.*got Identity"):
+        StyleBank.from_images(torch.rand(1, 3, 32, 32), torch.nn.Identity())
+    with pytest.raises(TypeError, match="transfer"):  # the bank has no backend of its own (no import circle)
+        StyleBank.from_images(torch.rand(1, 3, 32, 32))  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="images must be at least 16×16"):
         LinearStyleTransfer().encode_styles(torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match="styles must have 2268 columns"):
