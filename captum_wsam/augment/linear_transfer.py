@@ -12,10 +12,10 @@ Transforms", arXiv:1705.08086:
 
 The learned VGG encoder/decoder of the paper is replaced by a fixed linear pair that needs no weights: :math:`C`
 cuts every Laplacian-pyramid level into :math:`k\times k\times3` patches and :math:`U` overlap-averages them back
-(its exact inverse); see :mod:`captum_wsam.augment.functional` for the maths. A style :math:`z` is, per level, the
-patch mean :math:`\mu_z` and the colouring matrix :math:`\Sigma_z^{1/2}`, flattened into one vector so that the
-Gaussian style noise of the seed, :math:`\hat z = \bar z + \mathcal N(0, \sigma^2)`, applies to it directly
-(:math:`\Sigma_{\hat z} = \operatorname{sym}(\hat z_{\Sigma})^2` stays positive semi-definite).
+(its exact inverse); see :mod:`captum_wsam.augment.linear_transfer_functional` for the maths. A style :math:`z`
+is, per level, the patch mean :math:`\mu_z` and the colouring matrix :math:`\Sigma_z^{1/2}`, flattened into one
+vector so that the Gaussian style noise of the seed, :math:`\hat z = \bar z + \mathcal N(0, \sigma^2)`, applies to
+it directly (:math:`\Sigma_{\hat z} = \operatorname{sym}(\hat z_{\Sigma})^2` stays positive semi-definite).
 
 **α is the weight of the image's own style: α = 1 returns the input, α = 0 applies the full style.**
 """
@@ -29,13 +29,9 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_images, check_positive_int, check_tensor
-from .functional import (
-    ContentStatistics,
-    content_statistics,
-    regularize_covariance,
-    stylize_from_statistics,
-)
-from .functional import symmetric_sqrt as _symmetric_sqrt
+from .linear_transfer_functional import ContentStatistics, content_statistics, stylize_from_statistics
+from .patch_features import regularize_covariance
+from .patch_features import symmetric_sqrt as _symmetric_sqrt
 from .style_bank import StyleBank, procedural_styles
 
 
