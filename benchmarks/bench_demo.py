@@ -71,7 +71,7 @@ def run_demo(mode: str, out: Path, cache: Path | None) -> dict[str, float]:
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     numbers = {k: float(v) for k, v in re.findall(r"^  (\S+): (\S+)$", result.stdout, flags=re.M)}
-    return {"wall": wall, "cpu": cpu, **numbers}
+    return {"wall": wall, "cpu": cpu, "cached": float(result.stdout.count("loaded from the cache")), **numbers}
 
 
 def _summary(values: list[float], digits: int = 1) -> str:
@@ -121,7 +121,8 @@ def main() -> None:
         accuracies = ", ".join(f"{m} {min(r[f'{m}_accuracy'] for r in runs):.3f}" for m in MODELS)
         print(f"| {mode} | {_summary([r['wall'] for r in runs])} | {_summary([r['cpu'] for r in runs])} | "
               f"{_summary([r['ratio'] for r in runs], 2)} | {_summary([r['ratio_cpu'] for r in runs], 2)} | "
-              f"{warm[mode]['wall']:.1f}, {warm[mode]['cpu']:.1f} ({warm[mode]['ratio_cpu']:.2f}) | "
+              f"{warm[mode]['wall']:.1f}, {warm[mode]['cpu']:.1f} ({warm[mode]['ratio_cpu']:.2f}; "
+              f"{warm[mode]['cached']:.0f}/3 models from the cache) | "
               f"< {TARGETS[mode]:.0f} s | {accuracies} |")
     print(f"\nreference epoch: {_summary([r['reference'] for m in modes for r in results[m]])} s wall, "
           f"{_summary([r['reference_cpu'] for m in modes for r in results[m]])} s CPU")
