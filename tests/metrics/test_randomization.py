@@ -215,3 +215,37 @@ def test_bad_inputs_raise_clear_errors(trained_cnn: nn.Module, batch: tuple[Tens
         model_randomization(Saliency, trained_cnn, inputs, 6)
     with pytest.raises(TypeError, match="data must be"):
         data_randomization(Saliency, trained_cnn, inputs, target, data=[1, 2, 3])
+
+
+def test_old_module_re_exports_the_split_modules() -> None:
+    from captum_wsam.metrics import (
+        label_randomization,
+        parameter_randomization,
+        randomization,
+        randomization_plots,
+        sanity_maps,
+    )
+
+    modules = (label_randomization, parameter_randomization, randomization_plots, sanity_maps)
+    assert set(randomization.__all__) == set().union(*(m.__all__ for m in modules))
+    for module in modules:
+        for name in module.__all__:
+            assert getattr(randomization, name) is getattr(module, name), name
+
+
+def test_data_randomization_reads_a_dataset_or_a_loader_like_the_tensors() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from captum_wsam.models import SmallCNN
+
+    g = torch.Generator().manual_seed(3)
+    images, labels = torch.rand(12, 3, 32, 32, generator=g), torch.arange(12) % 6
+    model = SmallCNN(width=4, depth=2)
+    results = [data_randomization(Saliency, model, images[:2], [0, 1], data, epochs=1, batch_size=4, progress=False)
+               for data in ((images, labels), TensorDataset(images, labels),
+                            DataLoader(TensorDataset(images, labels), batch_size=5))]
+    for other in results[1:]:
+        torch.testing.assert_close(other.scores, results[0].scores)
+        assert other.history == results[0].history
+    with pytest.raises(TypeError, match="data must be an \\(images, labels\\) pair"):
+        data_randomization(Saliency, model, images[:2], [0, 1], [images], progress=False)
