@@ -20,7 +20,9 @@ is the standard composition at a reduced budget (``--aa-steps`` iterations, ``--
 standard is 100 and 5,000) so that the whole script stays within 30 min on 2 CPU cores (``--quick``: one seed, small
 sizes, a few minutes; a smoke test, not a result).
 
-Run: ``python benchmarks/reproduce_sat_lpa3.py [--quick] [--json results.json]``.
+Run: ``python benchmarks/reproduce_sat_lpa3.py [--quick] [--json results.json]``; in parallel, one process per seed
+and part (``--seeds 0 --only sat --json s0.json`` ..., ``--only lpa3 --json l.json``), then
+``--combine s0.json s1.json s2.json l.json`` prints the same tables.
 """
 
 from __future__ import annotations
@@ -175,11 +177,11 @@ def run_lpa3(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, small sizes: checks the script runs")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--n-train", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (--quick: 0)")
+    parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--noise-epochs", type=int, default=12)
+    parser.add_argument("--noise-epochs", type=int, default=10)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--train-eps", type=float, default=4 / 255)
@@ -195,33 +197,84 @@ def main() -> None:
     parser.add_argument("--only", choices=("sat", "lpa3"), help="run one part only")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="SAT-family rows to run")
     parser.add_argument("--json", help="also write every per-seed figure to this JSON file")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="print the tables of earlier --json runs over "
+                        "disjoint seeds (e.g. one process per seed) instead of running")
     args = parser.parse_args()
+    if args.seeds is None:
+        args.seeds = [0] if args.quick else [0, 1, 2]
     if args.quick:
-        args.seeds, args.n_train, args.n_test, args.epochs, args.noise_epochs = [0], 500, 50, 3, 4
+        args.n_train, args.n_test, args.epochs, args.noise_epochs = 500, 50, 3, 4
         args.aa_steps, args.aa_queries, args.width, args.n_aa = 5, 50, 8, 50
     began, cpu_began = time.perf_counter(), time.process_time()
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - began:6.0f} s] {message}", flush=True)
 
-    out: dict[str, Any] = {"args": vars(args)}
+    if args.combine:
+        out = combine(args.combine)
+    else:
+        out = {"args": vars(args)}
+        if args.only in (None, "sat"):
+            out["sat"] = run_sat_family(args, log)
+        if args.only in (None, "lpa3"):
+            out["lpa3"] = run_lpa3(args, log)
+        out["cpu_s"] = time.process_time() - cpu_began
+        out["wall_s"] = time.perf_counter() - began
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(out, handle, indent=1)
+    report(out)
+    print(f"\nTotal time: {out['wall_s']:.0f} s wall, {out['cpu_s']:.0f} s CPU (all threads; summed over processes "
+          "when combined)")
+
+
+def combine(paths: Sequence[str]) -> dict[str, Any]:
+    """Merge the ``--json`` files of runs over disjoint seeds (e.g. one process per seed) into one result."""
+    parts = []
+    for path in paths:
+        with open(path) as handle:
+            parts.append(json.load(handle))
+    out: dict[str, Any] = {"args": dict(parts[0]["args"]), "wall_s": max(p["wall_s"] for p in parts),
+                           "cpu_s": sum(p["cpu_s"] for p in parts)}
+    out["args"]["seeds"] = sorted({s for p in parts for s in p["args"]["seeds"]})
+    for key in ("sat", "lpa3"):
+        found = [p[key] for p in parts if key in p]
+        if not found:
+            continue
+        merged: dict[str, Any] = {}
+        for part in found:
+            for field, table_ in part.items():
+                target = merged.setdefault(field, {})
+                for name, value in table_.items():
+                    if isinstance(value, dict):
+                        for column, values in value.items():
+                            target.setdefault(name, {}).setdefault(column, []).extend(values)
+                    else:
+                        target.setdefault(name, []).extend(value)
+        out[key] = merged
+    return out
+
+
+def report(out: dict[str, Any]) -> None:
+    """Print the tables and the orderings of ``out`` (a run's or :func:`combine`'s result)."""
+    args = argparse.Namespace(**out["args"])
     seeds = ", ".join(map(str, args.seeds))
-    if args.only in (None, "sat"):
-        sat = out["sat"] = run_sat_family(args, log)
+    if "sat" in out:
+        sat = out["sat"]
         rows = sat["rows"]
+        methods = [m for m in METHODS if m in rows]
         columns = ["clean", *(f"PGD {e}/255" for e in PGD_EPS), *(f"AA {e}/255" for e in args.aa_eps)]
-        extra = {n: f"{statistics.fmean(sat['times'][n]):.0f}" for n in args.methods}
+        extra = {n: f"{statistics.fmean(sat['times'][n]):.0f}" for n in methods}
         print(f"\nSAT family: accuracy (%) on {args.n_test} ShapesTextures test images, mean ± std over seeds {seeds}; "
               f"SmallCNN(width={args.width}, depth={args.depth}), {args.epochs} epochs on {args.n_train} images, "
               f"training eps = {255 * args.train_eps:.0f}/255 with {args.train_steps}-step PGD/TRADES; PGD: 5 steps, "
               f"alpha = eps/2; AA: AutoAttack (APGD-CE, APGD-T, FAB-T, Square; {args.aa_steps} iterations, "
-              f"{args.aa_queries} queries) on the first {min(args.n_aa, args.n_test)} "
-              "test images:\n")
-        print(table(rows, columns, extra))
+              f"{args.aa_queries} queries) on the first {min(args.n_aa, args.n_test)} test images:\n")
+        print(table({n: rows[n] for n in methods}, columns, extra))
         e = args.aa_eps[0]
         print(f"\nGradient-masking check at {e}/255 on the AutoAttack images (AutoAttack's white-box attacks vs all "
               f"four; 20-step PGD at {e} and {16 * e}/255; PGD with 5 vs 20 steps):\n")
-        for name in args.methods:
+        for name in methods:
             flagged = sum(bool(f) for f in sat["masking"][name])
             gap = [w - a for w, a in zip(rows[name]["AA white-box"], rows[name][f"AA {e}/255"])]
             print(f"- {name}: white-box {mean_std(rows[name]['AA white-box'])}, Square gap {mean_std(gap)}; "
@@ -234,10 +287,10 @@ def main() -> None:
             cells = []
             for column in columns[1:]:
                 held, word = verdict(rows[low][column], rows[high][column], strict)
-                cells.append(f"{column} {word} ({held}/{len(args.seeds)})")
+                cells.append(f"{column} {word} ({held}/{len(rows[low][column])})")
             print(f"- {low} {'<' if strict else '<='} {high}: " + "; ".join(cells))
-    if args.only in (None, "lpa3"):
-        lpa3 = out["lpa3"] = run_lpa3(args, log)
+    if "lpa3" in out:
+        lpa3 = out["lpa3"]
         keys = [f"{100 * r:.0f} % noise" for r in args.label_noise]
         print(f"\nLP-A3 (LPA3Trainer defaults = the official ones) vs standard training: accuracy (%) on clean test "
               f"labels, mean ± std over seeds {seeds}; {args.noise_epochs} epochs on {args.n_train} images with "
@@ -247,12 +300,7 @@ def main() -> None:
         print()
         for key in keys:
             held, word = verdict(lpa3["Standard"][key], lpa3["LP-A3"][key], True)
-            print(f"- Standard < LP-A3 at {key}: {word} ({held}/{len(args.seeds)} seeds)")
-    cpu = time.process_time() - cpu_began
-    print(f"\nTotal time: {time.perf_counter() - began:.0f} s wall, {cpu:.0f} s CPU (all threads of this process)")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(out, handle, indent=1)
+            print(f"- Standard < LP-A3 at {key}: {word} ({held}/{len(lpa3['Standard'][key])} seeds)")
 
 
 if __name__ == "__main__":
