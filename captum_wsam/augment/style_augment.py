@@ -25,7 +25,7 @@ import torch
 from kornia.augmentation import IntensityAugmentationBase2D
 from torch import Tensor, nn
 
-from .._checks import check_images, check_in_range, check_range_pair, check_tensor, check_type
+from .._checks import check_finite, check_images, check_in_range, check_range_pair, check_tensor, check_type
 from .backend import check_style_backend
 from .style_bank import StyleBank
 from .texture_transfer import TextureTransfer
@@ -167,7 +167,8 @@ class StyleAugment(IntensityAugmentationBase2D):
             noise = None if noise is None else _rows(noise, batch, params, "style_noise")
             styles = self.style_bank.sample(index, noise, self.style_noise)
         gate = params.get("batch_prob")
-        if self.p == 1.0 or gate is None or gate.shape[0] != batch:
+        # Compiled, every sample is stylized (no data-dependent selection); Kornia blends the skipped ones back.
+        if self.p == 1.0 or gate is None or gate.shape[0] != batch or torch.compiler.is_compiling():
             return self._stylize(input, styles, alpha)
         # Only the gated samples are stylized; Kornia blends the others back from the input.
         chosen = (gate > 0.5).nonzero().flatten().to(input.device)
@@ -180,6 +181,8 @@ class StyleAugment(IntensityAugmentationBase2D):
         check_tensor(input, "input", ndim=(3, 4), floating=True)
         if input.shape[-3] != 3:
             raise ValueError(f"input must have 3 channels, got shape {tuple(input.shape)}")
+        if not torch.compiler.is_compiling():  # a data-dependent raise would break torch.compile(fullgraph=True)
+            check_finite(input, "input")
         return super().forward(input, params=params, **kwargs)
 
     # ------------------------------------------------------------------ deterministic API (SAM/WSAM)
