@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .._checks import check_images, check_positive_int, check_submodule, check_type
 from .._state import eval_mode, untouched
-from ..data.batches import split_batch
+from ..data.batches import as_loader, renamed_data_argument, split_batch
 from ._capture import forward_capture
 
 
@@ -39,31 +39,44 @@ class NeighborsResult:
     distances: Tensor
 
 
-def _batches(dataset: Tensor | Dataset, batch_size: int) -> Any:
-    if isinstance(dataset, Tensor):
-        return dataset.split(batch_size)
-    return (split_batch(batch)[0] for batch in DataLoader(dataset, batch_size=batch_size))
+@renamed_data_argument("dataset")
+def dataset_image(data: Tensor | Dataset, index: int) -> Tensor:
+    """Image :math:`(C, H, W)` number ``index`` of a tensor batch or of a Dataset of ``(image, label[, info])``.
 
+    .. math:: x_i = \\text{data}[i] \\text{ (its image when the item is a tuple)}
 
-def dataset_image(dataset: Tensor | Dataset, index: int) -> Tensor:
-    """Image :math:`(C, H, W)` number ``index`` of a tensor batch or of a Dataset of ``(image, label[, info])``."""
-    if isinstance(dataset, Tensor):
-        return dataset[index]
-    item = dataset[index]
+    Args:
+        data: :math:`(N, C, H, W)` tensor, or a Dataset (``dataset=`` still works, deprecated).
+        index: :math:`i`.
+
+    Returns:
+        :math:`(C, H, W)`.
+
+    Examples:
+        >>> from torch.utils.data import TensorDataset
+        >>> images = torch.rand(4, 3, 8, 8)
+        >>> item = dataset_image(TensorDataset(images, torch.zeros(4)), 2)
+        >>> item.shape, bool(item.equal(dataset_image(images, 2)))
+        (torch.Size([3, 8, 8]), True)
+    """
+    if isinstance(data, Tensor):
+        return data[index]
+    item = data[index]
     return item[0] if isinstance(item, (tuple, list)) else item
 
 
+@renamed_data_argument("dataset")
 @torch.no_grad()
 def feature_neighbors(
     model: nn.Module,
     layer: nn.Module | None,
     query: Tensor,
-    dataset: Tensor | Dataset,
+    data: Tensor | Dataset,
     k: int = 5,
     batch_size: int = 256,
     progress: bool = True,
 ) -> NeighborsResult:
-    """The ``k`` dataset images nearest to each query in the feature space of ``layer`` (Krizhevsky et al. 2012).
+    """The ``k`` data set images nearest to each query in the feature space of ``layer`` (Krizhevsky et al. 2012).
 
     .. math:: d_i = \\big\\|\\operatorname{vec}\\phi_\\ell(q) - \\operatorname{vec}\\phi_\\ell(x_i)\\big\\|_2
 
@@ -74,7 +87,8 @@ def feature_neighbors(
         model: the network; run in eval mode, left as found.
         layer: submodule whose (flattened) output is the feature vector; ``None`` uses the model output (logits).
         query: :math:`(Q, C, H, W)` query images.
-        dataset: :math:`(N, C, H, W)` tensor, or a Dataset of ``(image, label[, info])`` items.
+        data: :math:`(N, C, H, W)` tensor, or a Dataset of ``(image, label[, info])`` items, in index order
+            (``dataset=`` still works, with a ``DeprecationWarning``).
         k: neighbours per query, :math:`1 \\le k \\le N`.
         batch_size: dataset images per forward pass.
         progress: show a tqdm bar over the dataset.
@@ -94,13 +108,13 @@ def feature_neighbors(
     if layer is not None:
         check_submodule(layer, model, "layer")
     check_images(query, "query")
-    check_type(dataset, "dataset", (Tensor, Dataset))
-    if isinstance(dataset, Tensor):
-        check_images(dataset, "dataset")
-    size = len(dataset)
+    check_type(data, "data", (Tensor, Dataset))
+    if isinstance(data, Tensor):
+        check_images(data, "data")
+    size = len(data)
     check_positive_int(k, "k")
     if k > size:
-        raise ValueError(f"k must be at most the dataset size {size}, got {k}")
+        raise ValueError(f"k must be at most the data set size {size}, got {k}")
     check_positive_int(batch_size, "batch_size")
     device = next(model.parameters()).device if any(True for _ in model.parameters()) else query.device
 
@@ -111,12 +125,13 @@ def feature_neighbors(
         query_features = features(query)
         distances = []
         total = (size + batch_size - 1) // batch_size
-        for images in tqdm(_batches(dataset, batch_size), total=total, desc="features", disable=not progress,
-                           leave=False):
+        batches = data.split(batch_size) if isinstance(data, Tensor) else (
+            split_batch(batch)[0] for batch in as_loader(data, batch_size))
+        for images in tqdm(batches, total=total, desc="features", disable=not progress, leave=False):
             batch_features = features(images)
             if batch_features.shape[1] != query_features.shape[1]:
                 raise ValueError(
-                    f"dataset images must give features like the query's ({query_features.shape[1]}), "
+                    f"data images must give features like the query's ({query_features.shape[1]}), "
                     f"got {batch_features.shape[1]}"
                 )
             distances.append(torch.cdist(query_features, batch_features,
@@ -126,7 +141,8 @@ def feature_neighbors(
     return NeighborsResult(indices=indices.cpu(), distances=nearest.float().cpu())
 
 
-def plot_feature_neighbors(query: Tensor, dataset: Tensor | Dataset, result: NeighborsResult) -> Any:
+@renamed_data_argument("dataset")
+def plot_feature_neighbors(query: Tensor, data: Tensor | Dataset, result: NeighborsResult) -> Any:
     """Grid figure: one row per query, the query first then its neighbours (distance in each title).
 
     Returns:
@@ -148,7 +164,7 @@ def plot_feature_neighbors(query: Tensor, dataset: Tensor | Dataset, result: Nei
     fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.3 * rows), squeeze=False)
     for row in range(rows):
         panels = [(query[row], "query")] + [
-            (dataset_image(dataset, int(i)), f"d={d:.2g}")
+            (dataset_image(data, int(i)), f"d={d:.2g}")
             for i, d in zip(result.indices[row].tolist(), result.distances[row].tolist())
         ]
         for ax, (image, title) in zip(axes[row], panels):

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_wsam.data import ShapesTextures
-from captum_wsam.visualize.neighbors import feature_neighbors, plot_feature_neighbors
+from captum_wsam.visualize.neighbors import dataset_image, feature_neighbors, plot_feature_neighbors
 from tests.helpers import assert_model_untouched
 
 
@@ -50,7 +50,25 @@ def test_untouched_plot_and_bad_inputs(trained_cnn: nn.Module, images: Tensor) -
     plt.close("all")
     with pytest.raises(ValueError, match="layer must be a submodule"):
         feature_neighbors(trained_cnn, nn.ReLU(), images, dataset)
-    with pytest.raises(TypeError, match="dataset must be"):
+    with pytest.raises(TypeError, match="data must be"):
         feature_neighbors(trained_cnn, None, images, [1, 2])
     with pytest.raises(ValueError, match="query must be a 4-D"):
         feature_neighbors(trained_cnn, None, images[0], dataset)
+
+
+def test_old_argument_name_dataset_still_works_with_a_warning(trained_cnn: nn.Module, images: Tensor) -> None:
+    import matplotlib.pyplot as plt
+    from torch.utils.data import TensorDataset
+
+    data = TensorDataset(images, torch.zeros(len(images), dtype=torch.long))
+    expected = feature_neighbors(trained_cnn, None, images[:2], data=data, k=2, batch_size=3, progress=False)
+    with pytest.warns(DeprecationWarning, match=r"feature_neighbors\(dataset=...\) is deprecated"):
+        old = feature_neighbors(trained_cnn, None, images[:2], dataset=data, k=2, batch_size=3, progress=False)
+    assert torch.equal(old.indices, expected.indices) and expected.indices[:, 0].tolist() == [0, 1]
+    with pytest.warns(DeprecationWarning):
+        assert torch.equal(dataset_image(dataset=data, index=1), images[1])
+    with pytest.warns(DeprecationWarning):
+        assert len(plot_feature_neighbors(images[:2], dataset=data, result=expected).axes) == 6
+    plt.close("all")
+    with pytest.raises(TypeError, match="got both 'data' and its old name 'dataset'"):
+        feature_neighbors(trained_cnn, None, images[:2], data=data, dataset=data)
