@@ -16,6 +16,7 @@ plain tensors and loaded with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,15 +81,72 @@ def procedural_styles(count: int = 48, size: int = 128, seed: int = 0) -> tuple[
     return images, names
 
 
-def load_image_folder(folder: str | os.PathLike[str], size: int = 128) -> tuple[Tensor, list[str]]:
-    """Read every PNG/JPEG image of ``folder`` (sorted by name) as RGB, centre-cropped to a square and resized.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
-    Returns:
-        ``(images, names)``: :math:`(S, 3, \\text{size}, \\text{size})` float in [0, 1] and the file stems.
+
+def _read_style_image(file: Path, size: int) -> Tensor:
+    r"""Decode one style image to :math:`(3, \text{size}, \text{size})` float in [0, 1], shrinking while decoding.
+
+    The centre square is cut and box-averaged to between ``size`` and ``2 size - 1`` pixels in the file's own
+    integer mode (JPEG: the decoder's ``draft`` already reads a 1/2, 1/4 or 1/8 scale), so the float tensor never
+    has the full resolution; an antialiased bilinear resize then gives ``size``. 16-bit greyscale (``I;16``/``I``)
+    is scaled by :math:`1/65535`; palette images are expanded through their palette; transparent images (``LA``,
+    ``RGBA``, palette with transparency) are composited over white, :math:`c = \alpha\,c_{\text{rgb}} + (1-\alpha)`.
     """
-    import numpy as np
     from PIL import Image
 
+    with Image.open(file) as handle:
+        if handle.format == "JPEG":
+            handle.draft("RGB" if handle.mode in ("RGB", "YCbCr") else handle.mode, (size, size))
+        image = handle
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif image.mode == "PA":
+            image = image.convert("RGBA")
+        elif image.mode not in (*_SIXTEEN_BIT_MODES, "L", "LA", "RGB", "RGBA"):
+            image = image.convert("RGB")  # 1, CMYK, YCbCr, F, ...
+        width, height = image.size
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        reduced = side // max(1, side // size)
+        image = image.resize((reduced, reduced), Image.Resampling.BOX, box=(left, top, left + side, top + side))
+    import numpy as np
+
+    scale = 65535.0 if image.mode in _SIXTEEN_BIT_MODES else 255.0
+    pixels = torch.from_numpy(np.asarray(image).astype(np.float32)) / scale
+    pixels = pixels.unsqueeze(-1) if pixels.dim() == 2 else pixels
+    if image.mode in ("LA", "RGBA"):
+        colour, alpha = pixels[..., :-1], pixels[..., -1:]
+        pixels = alpha * colour + (1 - alpha)
+    pixels = pixels.permute(2, 0, 1).expand(3, -1, -1).clamp(0.0, 1.0)
+    return F.interpolate(pixels[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def load_image_folder(folder: str | os.PathLike[str], size: int = 128) -> tuple[Tensor, list[str]]:
+    r"""Read every PNG/JPEG image of ``folder`` (sorted by name) as RGB, centre-cropped to a square and resized.
+
+    Large images are shrunk while they are decoded (JPEG ``draft``, then an integer box reduction before any float
+    conversion), so an 8000×8000 file never becomes a full-size float tensor. 16-bit PNGs keep their range
+    (scaled by :math:`1/65535`, not clipped), palette images go through their palette, and transparent pixels are
+    composited over white.
+
+    Args:
+        folder: a folder of ``.png``/``.jpg``/``.jpeg`` files; other files are ignored.
+        size: side of the square output in pixels.
+
+    Returns:
+        ``(images, names)``: :math:`(S, 3, \text{size}, \text{size})` float in [0, 1] and the file stems.
+
+    Examples:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = tempfile.mkdtemp()
+        >>> Image.new("I;16", (40, 30), 32768).save(f"{folder}/grey16.png")
+        >>> images, names = load_image_folder(folder, size=8)
+        >>> images.shape, names, round(float(images.mean()), 3)
+        (torch.Size([1, 3, 8, 8]), ['grey16'], 0.5)
+    """
+    check_positive_int(size, "size")
     path = Path(folder)
     if not path.is_dir():
         raise ValueError(f"styles must be an image tensor or an existing folder, got {str(folder)!r}")
@@ -97,13 +155,11 @@ def load_image_folder(folder: str | os.PathLike[str], size: int = 128) -> tuple[
         raise ValueError(f"styles folder {str(folder)!r} holds no {'/'.join(_IMAGE_SUFFIXES)} image")
     images = []
     for file in files:
-        with Image.open(file) as handle:
-            image = torch.from_numpy(np.asarray(handle.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
-        side = min(image.shape[-2:])
-        top, left = (image.shape[-2] - side) // 2, (image.shape[-1] - side) // 2
-        square = image[None, :, top : top + side, left : left + side]
-        images.append(F.interpolate(square, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
-    return torch.cat(images).clamp(0.0, 1.0), [f.stem for f in files]
+        try:
+            images.append(_read_style_image(file, size))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"style image {str(file)!r} cannot be decoded: {error}") from error
+    return torch.stack(images), [f.stem for f in files]
 
 
 class StyleBank(nn.Module):
@@ -218,14 +274,59 @@ class StyleBank(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu") -> StyleBank:
-        """Read a bank written by :meth:`save` with ``torch.load(weights_only=True)`` (no code is executed)."""
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        r"""Read a bank written by :meth:`save` with ``torch.load(weights_only=True)`` (no code is executed).
+
+        The whole payload is validated before a bank is built, and every error names the file: the keys
+        (exactly ``format_version``, ``vectors``, ``names``, ``config``), ``vectors`` a finite non-empty 2-D float
+        tensor :math:`(S, V)`, ``names`` :math:`S` strings, ``config`` a dict with string keys.
+
+        Args:
+            path: a file written by :meth:`save`.
+            map_location: passed to ``torch.load``.
+
+        Returns:
+            The :class:`StyleBank`.
+
+        Examples:
+            >>> import tempfile
+            >>> file = tempfile.mkdtemp() + "/bank.pt"
+            >>> StyleBank(torch.eye(2), ["a", "b"], {"levels": 3}).save(file)
+            >>> bank = StyleBank.load(file)
+            >>> bank.names, bank.vectors.shape, bank.config
+            (['a', 'b'], torch.Size([2, 2]), {'levels': 3})
+        """
+        name = str(path)
+        try:
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except pickle.UnpicklingError as error:  # weights_only refused an object (or the bytes are no pickle)
+            raise pickle.UnpicklingError(f"StyleBank file {name!r} cannot be read safely: {error}") from error
+        except (EOFError, OSError, RuntimeError, ValueError) as error:  # empty, truncated, not a torch file
+            raise ValueError(f"StyleBank file {name!r} is empty, truncated or not a torch file "
+                             f"({type(error).__name__}: {error})") from error
+        expected = {"format_version", "vectors", "names", "config"}
         if not isinstance(payload, dict) or payload.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(f"path {str(path)!r} is not a StyleBank file (format_version {_FORMAT_VERSION})")
-        missing = {"vectors", "names", "config"} - set(payload)
-        if missing:
-            raise ValueError(f"path {str(path)!r} lacks the keys {sorted(missing)}")
-        return cls(payload["vectors"], payload["names"], payload["config"])
+            got = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
+            raise ValueError(f"StyleBank file {name!r} is not a StyleBank file (format_version {_FORMAT_VERSION}), "
+                             f"got {got}")
+        missing, unexpected = expected - set(payload), set(payload) - expected
+        if missing or unexpected:
+            raise ValueError(f"StyleBank file {name!r} lacks the keys {sorted(missing)} / has unexpected keys "
+                             f"{sorted(map(str, unexpected))}")
+        vectors, names, config = payload["vectors"], payload["names"], payload["config"]
+        if not isinstance(vectors, Tensor) or vectors.dim() != 2 or not vectors.is_floating_point() or not len(vectors):
+            got = f"shape {tuple(vectors.shape)}, dtype {vectors.dtype}" if isinstance(vectors, Tensor) else vectors
+            raise ValueError(f"StyleBank file {name!r}: vectors must be a non-empty 2-D float tensor (S, V), got {got}")
+        if not bool(torch.isfinite(vectors).all()):
+            count = int((~torch.isfinite(vectors)).sum())
+            raise ValueError(f"StyleBank file {name!r}: vectors must be finite, got {count} NaN/inf value(s)")
+        if not isinstance(names, list) or len(names) != len(vectors) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"StyleBank file {name!r}: names must be a list of {len(vectors)} strings (one per "
+                             f"vector), got {names!r}")
+        if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
+            raise ValueError(f"StyleBank file {name!r}: config must be a dict with string keys, got {config!r}")
+        return cls(vectors, names, config)
 
     def extra_repr(self) -> str:
         return f"styles={len(self)}, dim={self.vectors.shape[1]}, config={self.config}"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pickle
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from captum_wsam.augment import LinearStyleTransfer, StyleBank, procedural_styles
+from captum_wsam.augment.style_bank import load_image_folder
 
 
 def test_default_bank_has_at_least_32_distinct_named_styles() -> None:
@@ -98,3 +101,124 @@ def test_bad_arguments() -> None:
         LinearStyleTransfer().encode_styles(torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match="styles must have 2268 columns"):
         LinearStyleTransfer().decode_styles(torch.zeros(1, 10))
+
+
+# ---------------------------------------------------------------------------- issue 16: load validation, decoding
+def _save_payload(path: Path, **changes: object) -> Path:
+    payload = {"format_version": 1, "vectors": torch.rand(2, 3), "names": ["a", "b"], "config": {"levels": 3}}
+    payload.update(changes)
+    torch.save({k: v for k, v in payload.items() if v is not _DROP}, path)
+    return path
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"vectors": torch.rand(4)}, "non-empty 2-D float tensor"),
+        ({"vectors": torch.zeros(2, 3, dtype=torch.long)}, "non-empty 2-D float tensor"),
+        ({"vectors": torch.tensor([[0.0, float("nan"), 1.0], [0.0, 1.0, float("inf")]])}, "finite, got 2 NaN/inf"),
+        ({"names": ["only one"]}, "names must be a list of 2 strings"),
+        ({"names": "ab"}, "names must be a list of 2 strings"),
+        ({"config": ["levels", 3]}, "config must be a dict"),
+        ({"config": _DROP}, r"lacks the keys \['config'\]"),
+        ({"extra": torch.zeros(1)}, r"unexpected keys \['extra'\]"),
+    ],
+    ids=["1-D", "integer", "non-finite", "names-length", "names-type", "config-type", "missing-key", "extra-key"],
+)
+def test_load_validates_the_payload_and_names_the_file(tmp_path: Path, changes: dict, message: str) -> None:
+    path = _save_payload(tmp_path / "bank.pt", **changes)
+    with pytest.raises(ValueError, match=message) as info:
+        StyleBank.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_names_the_file_for_empty_foreign_and_unsafe_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty, truncated or not a torch file") as info:
+        StyleBank.load(empty)
+    assert str(empty) in str(info.value)
+    foreign = tmp_path / "list.pt"
+    torch.save([torch.zeros(2)], foreign)
+    with pytest.raises(ValueError, match=r"not a StyleBank file.*got list") as info:
+        StyleBank.load(foreign)
+    assert str(foreign) in str(info.value)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint at all")
+    with pytest.raises((ValueError, pickle.UnpicklingError)) as info:
+        StyleBank.load(text)
+    assert str(text) in str(info.value)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "vectors": torch.zeros(1, 2), "names": ["x"], "config": _Payload()}, evil)
+    with pytest.raises(pickle.UnpicklingError, match="cannot be read safely") as info:
+        StyleBank.load(evil)
+    assert str(evil) in str(info.value)
+
+
+def test_folder_decodes_16_bit_png_without_clipping(tmp_path: Path) -> None:
+    ramp = np.linspace(0, 65535, 64 * 64).round().astype(np.uint16).reshape(64, 64)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    images, _ = load_image_folder(tmp_path, size=64)
+    expected = torch.from_numpy(ramp.astype(np.float64) / 65535).float()
+    torch.testing.assert_close(images[0], expected.expand(3, -1, -1), atol=1e-3, rtol=0)
+    assert float((images == 1).float().mean()) < 0.01  # was 99.6 % white when clipped to 8 bits
+
+
+def test_folder_decodes_palette_and_transparent_images(tmp_path: Path) -> None:
+    rgb = np.zeros((8, 8, 3), dtype=np.uint8)
+    rgb[:, :4] = (200, 40, 10)
+    rgb[:, 4:] = (10, 90, 250)
+    Image.fromarray(rgb).save(tmp_path / "a_rgb.png")
+    Image.fromarray(rgb).quantize(colors=2).save(tmp_path / "b_palette.png")
+    rgba = np.concatenate([rgb, np.full((8, 8, 1), 255, dtype=np.uint8)], axis=-1)
+    rgba[:, 4:, 3] = 0  # the right half transparent: white after compositing
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "c_rgba.png")
+    la = np.stack([np.full((8, 8), 51, dtype=np.uint8), np.full((8, 8), 128, dtype=np.uint8)], axis=-1)
+    Image.fromarray(la, mode="LA").save(tmp_path / "d_la.png")
+    transparent_palette = Image.fromarray(rgba, mode="RGBA").quantize(colors=3)
+    transparent_palette.info["transparency"] = transparent_palette.getpixel((6, 0))
+    transparent_palette.save(tmp_path / "e_palette_transparent.png", transparency=transparent_palette.getpixel((6, 0)))
+    images, names = load_image_folder(tmp_path, size=8)
+    assert names == ["a_rgb", "b_palette", "c_rgba", "d_la", "e_palette_transparent"]
+    reference = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255
+    torch.testing.assert_close(images[0], reference)
+    torch.testing.assert_close(images[1], reference, atol=2 / 255, rtol=0)  # through the palette, not its indices
+    torch.testing.assert_close(images[2][:, :, :4], reference[:, :, :4])
+    torch.testing.assert_close(images[2][:, :, 4:], torch.ones(3, 8, 4))
+    alpha = 128 / 255
+    torch.testing.assert_close(images[3], torch.full((3, 8, 8), alpha * 0.2 + (1 - alpha)))
+    torch.testing.assert_close(images[4][:, :, 4:], torch.ones(3, 8, 4))
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg"])
+def test_large_images_are_shrunk_while_decoding(tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    side, size = 3000, 64
+    ramp = np.linspace(0, 255, side, dtype=np.float32).astype(np.uint8)
+    Image.fromarray(np.broadcast_to(ramp[None, :, None], (side, side, 3)).copy()).save(tmp_path / f"big.{suffix}")
+    arrays: list[tuple[int, ...]] = []
+    original = torch.from_numpy
+
+    def spy(array: np.ndarray) -> torch.Tensor:
+        arrays.append(array.shape)
+        return original(array)
+
+    monkeypatch.setattr(torch, "from_numpy", spy)
+    tracemalloc.start()
+    try:
+        images, _ = load_image_folder(tmp_path, size=size)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert images.shape == (1, 3, size, size)
+    assert arrays and all(np.prod(shape) <= (2 * size) ** 2 * 4 for shape in arrays), arrays
+    assert peak < 2 * 2**20  # numpy never held a full-size array (a float32 copy would be 103 MiB)
+    torch.testing.assert_close(images[0, 0, 0], torch.linspace(0, 1, size), atol=0.03, rtol=0)
+
+
+def test_folder_names_an_undecodable_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(ValueError, match="broken.png.*cannot be decoded"):
+        load_image_folder(tmp_path, size=8)
