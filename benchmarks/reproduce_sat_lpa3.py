@@ -2,8 +2,8 @@
 
 1. SAT family (P. Mangla, V. Singh, V. N. Balasubramanian, "On Saliency Maps and Adversarial Robustness", ECML-PKDD
    2020, arXiv:2006.07828). SmallCNNs trained with: standard training (Original), SAT (the model's gradient saliency,
-   cached between epochs), SAT with weak saliency from the ShapesTextures masks, PGD-AT, PGD-SAT, PGD-SAT with the
-   official branch magnitudes (``official=True``), TRADES, TRADES-SAT and TRADES-SAT (``official=True``). Columns:
+   cached between epochs), SAT with weak saliency from the ShapesTextures masks, PGD-AT, PGD-SAT, TRADES and
+   TRADES-SAT (``--with-official`` adds PGD-SAT and TRADES-SAT with ``official=True``). Columns:
    clean accuracy, 5-step PGD (alpha = eps / 2) at eps = 1, 2, 4, 8 / 255, and AutoAttack (Croce & Hein 2020,
    arXiv:2003.01690: per-sample worst case over APGD-CE, APGD-T, FAB-T, Square) at the training eps 4/255 on the
    first 100 test images, with the gradient-masking check of :func:`captum_wsam.metrics.robust_accuracy` there
@@ -195,11 +195,15 @@ def main() -> None:
     parser.add_argument("--aa-queries", type=int, default=200, help="Square queries of AutoAttack (standard 5000)")
     parser.add_argument("--label-noise", type=float, nargs="+", default=[0.6], help="symmetric label-noise rates")
     parser.add_argument("--only", choices=("sat", "lpa3"), help="run one part only")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="SAT-family rows to run")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="SAT-family rows to run (default: all but the "
+                        "official=True rows)")
+    parser.add_argument("--with-official", action="store_true", help="add the PGD-SAT/TRADES-SAT official=True rows")
     parser.add_argument("--json", help="also write every per-seed figure to this JSON file")
     parser.add_argument("--combine", nargs="+", metavar="JSON", help="print the tables of earlier --json runs over "
                         "disjoint seeds (e.g. one process per seed) instead of running")
     args = parser.parse_args()
+    if args.methods is None:
+        args.methods = [m for m in METHODS if args.with_official or "official" not in m]
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2]
     if args.quick:
