@@ -128,15 +128,16 @@ class TestRandomPatchShuffle:
         with pytest.raises(NotImplementedError, match="geometric"):
             seq(x, x[:, :1])
 
-    @pytest.mark.parametrize(("size", "grid"), [((8, 8), (2, 2)), ((9, 10), (2, 3))])
-    def test_keypoints_follow_their_pixels(self, size: tuple[int, int], grid: tuple[int, int]) -> None:
+    @pytest.mark.parametrize(("size", "grid", "p"), [((8, 8), (2, 2), 1.0), ((9, 10), (2, 3), 1.0), ((8, 8), 2, 0.5)])
+    def test_keypoints_follow_their_pixels(self, size: tuple[int, int], grid: tuple[int, int], p: float) -> None:
         height, width = size
-        x = torch.rand(2, 3, height, width, dtype=torch.float64)
-        points = pixel_grid(2, height, width).double()
-        seq = K.AugmentationSequential(RandomPatchShuffle(grid=grid, p=1.0), data_keys=["input", "keypoints"])
+        torch.manual_seed(1)
+        x = torch.rand(6, 3, height, width, dtype=torch.float64)
+        points = pixel_grid(6, height, width).double()
+        seq = K.AugmentationSequential(RandomPatchShuffle(grid=grid, p=p), data_keys=["input", "keypoints"])
         img, moved = seq(x, points)
         assert moved.dtype == points.dtype and torch.equal(moved, moved.round())
-        for b in range(2):
+        for b in range(6):
             src, dst = points[b].long(), moved[b].long()
             assert torch.equal(img[b, :, dst[:, 1], dst[:, 0]], x[b, :, src[:, 1], src[:, 0]])
 
