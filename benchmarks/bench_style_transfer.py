@@ -20,7 +20,9 @@ Run: ``python benchmarks/bench_style_transfer.py [--size 64] [--seed 0] [--quick
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import kornia.augmentation as K
 import torch
@@ -37,16 +39,25 @@ ALPHAS = (1.0, 0.75, 0.5, 0.25, 0.0)
 def backends() -> dict[str, nn.Module]:
     return {
         "TextureTransfer (default)": TextureTransfer(),
+        "TextureTransfer(levels=4)": TextureTransfer(levels=4),
         "TextureTransfer(copy_levels=0)": TextureTransfer(copy_levels=0),
+        "TextureTransfer(texture_gain=1)": TextureTransfer(texture_gain=1.0),
         "TextureTransfer(noise_level=0)": TextureTransfer(noise_level=0.0),
         "LinearStyleTransfer": LinearStyleTransfer(),
     }
 
 
-def train_oracle(data: ShapesTextures, epochs: int, seed: int, augment: nn.Module | None = None) -> nn.Module:
+def train_oracle(data: ShapesTextures, epochs: int, seed: int, augment: nn.Module | None = None,
+                 cache: Path | None = None) -> nn.Module:
     torch.manual_seed(seed)
     model = SmallCNN(num_classes=data.num_classes)
+    if cache is not None and cache.exists():
+        model.load_state_dict(torch.load(cache, weights_only=True))
+        return model.eval()
     train_classifier(model, data, epochs=epochs, lr=5e-3, seed=seed, progress=False, augment=augment)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), cache)
     return model.eval()
 
 
@@ -60,6 +71,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="smaller oracles and content set (a smoke run)")
+    parser.add_argument("--cache", type=Path, default=None, help="folder to keep the two oracles in between runs")
+    parser.add_argument("--backend", action="append", default=None, metavar="JSON",
+                        help='only TextureTransfer(**JSON), e.g. \'{"noise_level": 0.2}\' (repeatable)')
     args = parser.parse_args()
     n_train, epochs, n_content = (800, 3, 60) if args.quick else (4000, 8, 300)
     size, seed = args.size, args.seed
@@ -69,7 +83,9 @@ def main() -> None:
                                    label_by="texture", seed=seed + 100)
     texture_test = ShapesTextures(n=500, size=size, texture_shortcut=True, cue_conflict=True, label_by="texture",
                                   seed=seed + 101)
-    texture_oracle = train_oracle(texture_train, epochs, seed)
+    tag = f"{size}-{seed}-{n_train}-{epochs}"
+    cache = {name: args.cache / f"{name}-{tag}.pt" if args.cache else None for name in ("texture", "shape")}
+    texture_oracle = train_oracle(texture_train, epochs, seed, cache=cache["texture"])
     kinds = torch.randint(6, (500,), generator=torch.Generator().manual_seed(seed + 102))
     swatch_acc = (predict(texture_oracle, texture_swatches(kinds, size, seed + 103)) == kinds).float().mean()
     print(f"texture oracle: held-out accuracy {accuracy(texture_oracle, texture_test):.3f} (shape over texture), "
@@ -78,7 +94,7 @@ def main() -> None:
     photometric = nn.Sequential(K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=1.0), K.RandomGrayscale(p=0.2))
     shape_train = ShapesTextures(n=n_train, size=size, cue_agreement=0.0, seed=seed + 200)
     shape_test = ShapesTextures(n=500, size=size, cue_agreement=0.0, seed=seed + 201)
-    shape_oracle = train_oracle(shape_train, epochs, seed, augment=photometric)
+    shape_oracle = train_oracle(shape_train, epochs, seed, augment=photometric, cache=cache["shape"])
     print(f"shape oracle: held-out accuracy {accuracy(shape_oracle, shape_test):.3f}")
 
     content_data = ShapesTextures(n=n_content, size=size, texture_shortcut=True, seed=seed + 300)
@@ -86,8 +102,10 @@ def main() -> None:
     shape, own = content_data.shape_labels, content_data.texture_labels
     other = (own + 1 + torch.randint(5, own.shape, generator=torch.Generator().manual_seed(seed + 301))) % 6
     styles = texture_swatches(other, 128, seed + 302)
-    print(f"\n{'backend':34s} {'alpha':>5s}  {'style texture':>13s}  {'own texture':>11s}  {'shape kept':>10s}")
-    for name, transfer in backends().items():
+    print(f"\n{'backend':44s} {'alpha':>5s}  {'style texture':>13s}  {'own texture':>11s}  {'shape kept':>10s}")
+    chosen = backends() if not args.backend else {
+        f"TextureTransfer(**{text})": TextureTransfer(**json.loads(text)) for text in args.backend}
+    for name, transfer in chosen.items():
         augment = StyleAugment(transfer=transfer, styles=styles)
         for alpha in ALPHAS:
             with torch.no_grad():
@@ -95,7 +113,7 @@ def main() -> None:
                                       zip(content.split(50), torch.arange(n_content).split(50))])
             texture = predict(texture_oracle, stylized)
             shape_ok = (predict(shape_oracle, stylized) == shape).float().mean()
-            print(f"{name:34s} {alpha:5.2f}  {float((texture == other).float().mean()):13.3f}  "
+            print(f"{name:44s} {alpha:5.2f}  {float((texture == other).float().mean()):13.3f}  "
                   f"{float((texture == own).float().mean()):11.3f}  {float(shape_ok):10.3f}")
     print(f"\n(chance 0.167; {time.perf_counter() - start:.0f} s)")
 

@@ -8,8 +8,12 @@ own style with an intensity α:
 
 .. math::
 
-    \hat z_i = \bar z_i + \mathcal N(0, \sigma^2),\qquad
-    o = U\big(T\,C(c)\big) + \alpha\,\mu_c + (1-\alpha)\,\mu_{\hat z}.
+    \hat z_i = \bar z_i + \mathcal N(0, \sigma^2),\qquad o_i = \operatorname{transfer}(x_i, \hat z_i, \alpha_i).
+
+The transfer is a pluggable backend (:class:`~captum_wsam.augment.backend.StyleBackend`): the default
+:class:`~captum_wsam.augment.TextureTransfer` swaps texture (patch swap, Chen and Schmidt 2016);
+:class:`~captum_wsam.augment.LinearStyleTransfer` changes colour and contrast only; :class:`~captum_wsam.augment.
+JacksonStyleNet` is the authors' pretrained network.
 
 **α convention (the seed's and the WSAM code's, the opposite of Jackson et al.): α is the weight of the image's own
 style. α = 1 returns the input exactly; α = 0 applies the full style. "The less intensity, the more style."**
@@ -46,16 +50,21 @@ def _rows(value: Tensor, batch: int, params: dict[str, Tensor], name: str) -> Te
 
 
 class StyleAugment(IntensityAugmentationBase2D):
-    r"""Randomize the style (colour, contrast, texture) of images while keeping their shapes; differentiable.
+    r"""Randomize the style (texture, colour, contrast) of images while keeping their shapes; differentiable.
 
     For every sample, a style :math:`\bar z_i` is drawn from :attr:`style_bank`, perturbed as
     :math:`\hat z_i = \bar z_i + \sigma\,s\odot\varepsilon` (:math:`s` the per-coordinate spread of the bank,
     :math:`\varepsilon\sim\mathcal N(0, I)`), and applied with :math:`\alpha\sim U(\alpha_{\min}, \alpha_{\max})`:
 
-    .. math:: o = U\big(T\,C(c)\big) + \alpha\,\mu_c + (1-\alpha)\,\mu_{\hat z},\qquad
-              T = \big(\alpha\Sigma_c + (1-\alpha)\Sigma_{\hat z}\big)^{1/2}\Sigma_c^{-1/2}
+    .. math:: o_i = \operatorname{transfer}(x_i, \hat z_i, \alpha_i)
 
-    with the default :class:`~captum_wsam.augment.LinearStyleTransfer` backend.
+    With the default :class:`~captum_wsam.augment.TextureTransfer` every detail patch of :math:`o` comes from the
+    style image (the texture is swapped) and the colours follow the style's; with
+    :class:`~captum_wsam.augment.LinearStyleTransfer` (``transfer=LinearStyleTransfer()``) the image's own patch
+    features are re-coloured and re-contrasted (colour and contrast only). With a generative backend
+    (:class:`~captum_wsam.augment.JacksonStyleNet`) and no ``styles=``, every image gets a fresh style
+    :math:`\hat z_i \sim \mathcal N(\mu, \Sigma)` (``params["style_vector"]``), as in the authors' code; the
+    backend's default bank then only serves the deterministic :meth:`stylize`/:meth:`stylize_grid` (SAM/WSAM).
 
     .. warning::
         **α is the weight of the image's own style** (the WSAM seed's convention): **α = 1 returns the input
@@ -63,19 +72,22 @@ class StyleAugment(IntensityAugmentationBase2D):
         (their α is the style strength, ours is :math:`1 - \alpha`).
 
     Randomness lives only in the sampled parameters ``style_index`` :math:`(B,)`, ``alpha`` :math:`(B,)` and
-    ``style_noise`` :math:`(B, V)` (Kornia's global-RNG convention), so ``aug(x, params=aug._params)`` reproduces
-    the output bit for bit. ``params`` without ``style_noise`` mean zero noise. Differentiable with respect to the
-    input and to α; float16/bfloat16 inputs are processed in float32 and cast back.
+    ``style_noise`` :math:`(B, V)` (or ``style_vector`` :math:`(B, V)` with a generative backend; Kornia's
+    global-RNG convention), so ``aug(x, params=aug._params)`` reproduces the output bit for bit. ``params`` without
+    ``style_noise`` mean zero noise. Differentiable with respect to the input and to α; float16/bfloat16 inputs are
+    processed in float32 and cast back. Used per sample (a Dataset ``transform`` on :math:`(3, H, W)` images), pass
+    ``keepdim=True`` so that the output keeps the input's shape.
 
     Args:
         alpha: α or its sampling range ``(min, max)`` in [0, 1]; the seed found 0.3 to 0.8 best.
         p: probability of stylizing each sample.
         same_on_batch: one style, α and noise for the whole batch.
         keepdim: keep a :math:`(C, H, W)` input's shape.
-        transfer: the backend (default :class:`~captum_wsam.augment.LinearStyleTransfer`; or a
+        transfer: the backend, any :class:`~captum_wsam.augment.backend.StyleBackend` (default
+            :class:`~captum_wsam.augment.TextureTransfer`; or :class:`~captum_wsam.augment.LinearStyleTransfer`,
             :class:`~captum_wsam.augment.JacksonStyleNet`).
         styles: a :class:`~captum_wsam.augment.StyleBank`, style images :math:`(S, 3, H, W)`, or a folder of images;
-            default: the transfer's default bank (48 procedural textures for the linear backend).
+            default: the transfer's default bank (48 procedural textures for the weight-free backends).
         style_noise: :math:`\sigma`, the style noise relative to the bank's spread (0 disables it).
 
     Shape:
@@ -224,7 +236,7 @@ class StyleAugment(IntensityAugmentationBase2D):
     def stylize(self, inputs: Tensor, style: int | Tensor, alpha: float | Tensor) -> Tensor:
         r"""Stylize with a fixed style and α: deterministic (no noise, no ``p``) and differentiable.
 
-        .. math:: o = U\big(T\,C(c)\big) + \alpha\,\mu_c + (1-\alpha)\,\mu_{\bar z_{\text{style}}}
+        .. math:: o = \operatorname{transfer}(x, \bar z_{\text{style}}, \alpha)
 
         Equal to ``forward`` with ``params`` fixing ``style_index``/``alpha`` and zero noise.
         **α = 1 returns** ``inputs`` **exactly; α = 0 is the full style.**
@@ -254,8 +266,8 @@ class StyleAugment(IntensityAugmentationBase2D):
     ) -> Tensor:
         r"""Every style × every α for a batch, with the content statistics of each image computed once.
 
-        ``out[s, a]`` equals ``stylize(inputs, styles[s], alphas[a])``; the pyramid, patch statistics and whitening
-        matrices :math:`\Sigma_c^{-1/2}` of ``inputs`` are computed once and shared by all
+        ``out[s, a]`` equals ``stylize(inputs, styles[s], alphas[a])``; the content side of ``inputs`` (the
+        backend's ``prepare``: pyramid, patch statistics, whitening matrices) is computed once and shared by all
         :math:`S \times A` stylizations. Differentiable with respect to ``inputs`` (and ``alphas`` if a tensor).
 
         Args:

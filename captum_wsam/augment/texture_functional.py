@@ -219,7 +219,10 @@ def texture_swap(
         content_bands: :math:`n` content bands :math:`(B, C, H_l, W_l)` (:func:`laplacian_pyramid`).
         style_bands: :math:`n` style bands of the same shapes.
         copy_levels: :math:`n_c`, finest detail levels taken from the style as they are (0: swap them all).
-        patch_size, max_style_patches, temperature, noise_level: see :func:`soft_patch_swap`.
+        patch_size: :math:`k` (see :func:`soft_patch_swap`).
+        max_style_patches: style patches matched per level and sample.
+        temperature: :math:`\tau` of the soft match.
+        noise_level: :math:`\lambda`, the matching noise.
 
     Returns:
         :math:`n` bands of the shapes of ``content_bands``.

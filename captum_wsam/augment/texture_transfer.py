@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_images, check_in_range, check_positive_int, check_tensor
-from .functional import laplacian_pyramid, pyramid_depth
+from .functional import laplacian_pyramid
 from .texture_functional import texture_first_mix, texture_swap
 
 if TYPE_CHECKING:
@@ -167,7 +167,12 @@ class TextureTransfer(nn.Module):
         return styles.view(-1, self.channels, self.tile_size, self.tile_size).clamp(0.0, 1.0)
 
     def _depth(self, height: int, width: int) -> int:
-        return pyramid_depth(height, width, self.levels, self.patch_size)
+        """Pyramid depth: at most ``levels``, every swapped detail band at least ``patch_size`` wide (the residual
+        is only recoloured, so it may be smaller)."""
+        depth, side = 1, min(height, width)
+        while depth < self.levels and side >= self.patch_size:
+            side, depth = (side + 1) // 2, depth + 1
+        return depth
 
     def prepare(self, inputs: Tensor) -> TextureContent:
         """Content side, computed once per image: its Laplacian pyramid."""
