@@ -552,6 +552,14 @@ def _check_in_box(inputs: Tensor, box: ZBox) -> None:
                          f"[{pixels.min().item():.4g}, {pixels.max().item():.4g}]{hint}")
 
 
+def _raise_if_no_rule(model: nn.Module) -> None:
+    found = unsupported_modules(model)
+    if found:
+        path, module = found[0]
+        raise TypeError(f"LRP has no rule for module {path or '<root>'!r} ({type(module).__name__}); see "
+                        "captum_wsam.attr.lrp_engine for the supported modules")
+
+
 class LRP(GradientAttribution):
     r"""Layer-wise relevance propagation with any composite of rules (zennit's design), as a Captum
     ``GradientAttribution`` with the ``attribute()`` conventions of :class:`LRPAlphaBeta`.
@@ -591,6 +599,7 @@ class LRP(GradientAttribution):
         check_type(composite, "composite", Composite)
         check_type(canonize, "canonize", bool)
         composite.check_names(model)
+        _raise_if_no_rule(model)
         super().__init__(model)
         self.model, self.composite, self.canonize = model, composite, canonize
 
@@ -609,11 +618,7 @@ class LRP(GradientAttribution):
         check_grad_allowed(type(self).__name__)
         if isinstance(self.composite.first_layer, ZBox):
             _check_in_box(inputs, self.composite.first_layer)
-        found = unsupported_modules(self.model)
-        if found:
-            path, module = found[0]
-            raise TypeError(f"LRP has no rule for module {path or '<root>'!r} ({type(module).__name__}); see "
-                            "captum_wsam.attr.lrp_engine for the supported modules")
+        _raise_if_no_rule(self.model)  # again: the model may have changed since the constructor
         extra = _format_additional_forward_args(additional_forward_args) or ()
         with shared_eval_mode(self.model), hook_handles() as handles, torch.enable_grad():
             leaf = (inputs.clone() if inputs.is_inference() else inputs).detach().requires_grad_(True)

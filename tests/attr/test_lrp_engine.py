@@ -277,14 +277,18 @@ class _SelfAttention(nn.Module):
 
 
 @pytest.mark.parametrize(
-    "model,path",
-    [(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1)), "'1'"),
-     (nn.Sequential(nn.Sequential(nn.Linear(4, 4), _SelfAttention())), "'0.1'"),
-     (nn.Sequential(nn.Linear(4, 4), nn.MaxPool1d(2, return_indices=True)), "'1'")],
+    "model,path,kind",
+    [(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1)), "'1'", "Softmax"),
+     (nn.Sequential(nn.Sequential(nn.Linear(4, 4), _SelfAttention())), "'0.1'", "_SelfAttention"),
+     (nn.Sequential(nn.Linear(4, 4), nn.MaxPool1d(2, return_indices=True)), "'1'", "MaxPool1d")],
 )
-def test_an_unsupported_module_is_a_type_error_naming_it(model: nn.Module, path: str) -> None:
-    with pytest.raises(TypeError, match=path):
-        LRP(model).attribute(torch.rand(2, 4), target=0)
+def test_an_unsupported_module_is_a_type_error_naming_it(model: nn.Module, path: str, kind: str) -> None:
+    with pytest.raises(TypeError, match=f"{path} \\({kind}\\)"):
+        LRP(model)
+    lrp = LRP(nn.Sequential(nn.Linear(4, 4)))
+    lrp.model.append(model)  # changed after the constructor: attribute() checks again
+    with pytest.raises(TypeError, match=kind):
+        lrp.attribute(torch.rand(2, 4), target=0)
 
 
 def test_bad_arguments() -> None:
