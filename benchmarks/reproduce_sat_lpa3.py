@@ -245,6 +245,8 @@ def combine(paths: Sequence[str]) -> dict[str, Any]:
         found = [p[key] for p in parts if key in p]
         if not found:
             continue
+        own = [p for p in parts if key in p]  # the arguments of the runs of this part (sizes may differ per part)
+        out[f"{key}_args"] = dict(own[0]["args"], seeds=sorted({s for p in own for s in p["args"]["seeds"]}))
         merged: dict[str, Any] = {}
         for part in found:
             for field, table_ in part.items():
@@ -261,9 +263,9 @@ def combine(paths: Sequence[str]) -> dict[str, Any]:
 
 def report(out: dict[str, Any]) -> None:
     """Print the tables and the orderings of ``out`` (a run's or :func:`combine`'s result)."""
-    args = argparse.Namespace(**out["args"])
-    seeds = ", ".join(map(str, args.seeds))
     if "sat" in out:
+        args = argparse.Namespace(**out.get("sat_args", out["args"]))
+        seeds = ", ".join(map(str, args.seeds))
         sat = out["sat"]
         rows = sat["rows"]
         methods = [m for m in METHODS if m in rows]
@@ -294,6 +296,8 @@ def report(out: dict[str, Any]) -> None:
                 cells.append(f"{column} {word} ({held}/{len(rows[low][column])})")
             print(f"- {low} {'<' if strict else '<='} {high}: " + "; ".join(cells))
     if "lpa3" in out:
+        args = argparse.Namespace(**out.get("lpa3_args", out["args"]))
+        seeds = ", ".join(map(str, args.seeds))
         lpa3 = out["lpa3"]
         keys = [f"{100 * r:.0f} % noise" for r in args.label_noise]
         print(f"\nLP-A3 (LPA3Trainer defaults = the official ones) vs standard training: accuracy (%) on clean test "
