@@ -92,6 +92,8 @@ class TextureTransfer(nn.Module):
             1 costs a quarter of swapping every level).
         texture_gain: :math:`g`: the detail bands take the style with weight :math:`\min(1, g(1-\alpha))`, the
             colours with :math:`1-\alpha` (texture first; 1 is a plain cross-fade).
+        edge_threshold: keep the content's own detail along the large-scale edges of its low-pass image (its
+            shapes; :func:`~captum_wsam.augment.texture_functional.edge_weight`), ``None`` to swap everywhere.
 
     Examples:
         >>> transfer = TextureTransfer()
@@ -111,6 +113,7 @@ class TextureTransfer(nn.Module):
         noise_level: float = 0.5,
         copy_levels: int = 1,
         texture_gain: float = 2.0,
+        edge_threshold: float | None = None,
     ) -> None:
         super().__init__()
         check_positive_int(tile_size, "tile_size")
@@ -125,6 +128,8 @@ class TextureTransfer(nn.Module):
         check_in_range(noise_level, "noise_level", 0.0)
         check_positive_int(copy_levels, "copy_levels", allow_zero=True)
         check_in_range(texture_gain, "texture_gain", 1.0)
+        if edge_threshold is not None:
+            check_in_range(edge_threshold, "edge_threshold", 0.0, None, low_inclusive=False)
         self.tile_size = tile_size
         self.patch_size = patch_size
         self.levels = levels
@@ -133,6 +138,7 @@ class TextureTransfer(nn.Module):
         self.noise_level = float(noise_level)
         self.copy_levels = copy_levels
         self.texture_gain = float(texture_gain)
+        self.edge_threshold = None if edge_threshold is None else float(edge_threshold)
         self.channels = 3
 
     @property
@@ -189,7 +195,7 @@ class TextureTransfer(nn.Module):
         styled = texture_swap(content.bands, style_bands, self.copy_levels, self.patch_size,
                               self.max_style_patches, self.temperature, self.noise_level)
         alpha = alpha.to(image)
-        out = texture_first_mix(content.bands, styled, alpha, self.texture_gain).clamp(0.0, 1.0)
+        out = texture_first_mix(content.bands, styled, alpha, self.texture_gain, self.edge_threshold).clamp(0.0, 1.0)
         return torch.where((alpha == 1).view(-1, 1, 1, 1), image, out)
 
     def forward(self, inputs: Tensor, styles: Tensor, alpha: Tensor) -> Tensor:
@@ -212,7 +218,8 @@ class TextureTransfer(nn.Module):
     def extra_repr(self) -> str:
         return (f"tile_size={self.tile_size}, patch_size={self.patch_size}, levels={self.levels}, "
                 f"max_style_patches={self.max_style_patches}, temperature={self.temperature}, "
-                f"noise_level={self.noise_level}, copy_levels={self.copy_levels}, texture_gain={self.texture_gain}")
+                f"noise_level={self.noise_level}, copy_levels={self.copy_levels}, texture_gain={self.texture_gain}, "
+                f"edge_threshold={self.edge_threshold}")
 
 
 __all__ = ["TextureContent", "TextureTransfer"]

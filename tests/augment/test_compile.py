@@ -62,18 +62,7 @@ def images() -> torch.Tensor:
     return torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 
 
-def compile_params(name: str) -> list:
-    marks = []
-    if name == "StyleAugment":
-        # The default TextureTransfer backend draws its fixed matching noise from a torch.Generator created inside
-        # texture_functional.matching_noise, which Dynamo cannot trace (gb0363); that module is not this test's
-        # to change. strict: this fails as soon as the backend becomes compilable, so the mark is then removed.
-        marks.append(pytest.mark.xfail(strict=True, raises=Exception,
-                                       reason="texture_functional.matching_noise creates a torch.Generator"))
-    return [pytest.param(name, marks=marks, id=name)]
-
-
-@pytest.mark.parametrize("name", [p for name in AUGMENTATIONS for p in compile_params(name)])
+@pytest.mark.parametrize("name", list(AUGMENTATIONS))
 def test_forward_with_params_compiles_fullgraph(name: str) -> None:
     aug = AUGMENTATIONS[name]()
     x = images()
