@@ -129,7 +129,7 @@ class DemoBudget:
 
 
 QUICK = DemoBudget(size=32, n_train=1000, n_test=300, epochs=4, n_eval=48, wsam_styles=3, pgd_steps=5)
-FULL = DemoBudget(size=48, n_train=2000, n_test=600, epochs=6, n_eval=160, wsam_styles=4, pgd_steps=10)
+FULL = DemoBudget(size=48, n_train=2000, n_test=600, epochs=8, n_eval=160, wsam_styles=4, pgd_steps=10)
 
 
 @dataclass(frozen=True)
