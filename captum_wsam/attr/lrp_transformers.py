@@ -16,7 +16,7 @@ and for a Squeeze-Excitation block :math:`y = [s(x)]_{\text{cst}} \odot x` (the 
 below computes the module's ordinary output values; only the gradient (which carries :math:`R / z` in the engine of
 :class:`captum_wsam.attr.LRP`) differs. The value projection and the output projection go through the Linear rule
 given as ``linear(name, inputs, weight, bias)`` (a callback supplied by the engine), the query/key path carries no
-relevance.
+relevance. LayerNorm and Squeeze-Excitation live in :mod:`captum_wsam.attr.lrp_constant_scale` (re-exported here).
 """
 
 from __future__ import annotations
@@ -28,79 +28,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .lrp_constant_scale import _detached, conservative_layer_norm, layer_norm_forward, squeeze_excitation_forward
+
 #: ``linear(name, inputs, weight, bias) -> outputs``: the engine's Linear rule for the projection called ``name``.
 LinearRule = Callable[[str, Tensor, Tensor, "Tensor | None"], Tensor]
-
-
-def _detached(tensor: Tensor | None) -> Tensor | None:
-    return None if tensor is None else tensor.detach()
-
-
-def conservative_layer_norm(
-    inputs: Tensor,
-    normalized_shape: tuple[int, ...],
-    weight: Tensor | None,
-    bias: Tensor | None,
-    eps: float,
-) -> Tensor:
-    r"""LayerNorm whose standard deviation is a constant of the explanation (Ali et al. 2022, "LN-rule").
-
-    .. math:: y = \frac{x - \mathbb{E}[x]}{[\sqrt{\operatorname{Var}[x] + \epsilon}]_{\text{cst}}} \odot \gamma + \beta
-
-    Centering is linear, so the relevance of :math:`y` reaches :math:`x` conserved (up to what :math:`\beta` absorbs).
-
-    Args:
-        inputs: any tensor whose trailing dimensions are ``normalized_shape``.
-        normalized_shape: the normalized trailing shape.
-        weight: :math:`\gamma` or ``None``.
-        bias: :math:`\beta` or ``None``.
-        eps: added to the variance.
-
-    Returns:
-        ``F.layer_norm(inputs, ...)``'s values, shape of ``inputs``.
-
-    Examples:
-        >>> x = torch.randn(2, 5, 8)
-        >>> ln = nn.LayerNorm(8)
-        >>> torch.allclose(conservative_layer_norm(x, (8,), ln.weight, ln.bias, ln.eps), ln(x), atol=1e-6)
-        True
-    """
-    dims = tuple(range(-len(normalized_shape), 0))
-    centered = inputs - inputs.mean(dims, keepdim=True)
-    with torch.no_grad():
-        std = torch.sqrt(centered.square().mean(dims, keepdim=True) + eps)
-    out = centered / std
-    if weight is not None:
-        out = out * weight.detach()
-    if bias is not None:
-        out = out + bias.detach()
-    return out
-
-
-def layer_norm_forward(module: nn.LayerNorm, inputs: Tensor, channels_first: bool = False) -> Tensor:
-    r""":func:`conservative_layer_norm` for an ``nn.LayerNorm`` (``channels_first``: ConvNeXt's ``LayerNorm2d``).
-
-    .. math:: y = \frac{x - \mathbb{E}[x]}{[\sigma(x)]_{\text{cst}}} \odot \gamma + \beta
-
-    Args:
-        module: the LayerNorm.
-        inputs: its input; :math:`(B, C, H, W)` with ``channels_first``.
-        channels_first: normalize over dimension 1 (as ``torchvision.models.convnext.LayerNorm2d``).
-
-    Returns:
-        The module's output values, shape of ``inputs``.
-
-    Examples:
-        >>> ln = nn.LayerNorm(4)
-        >>> x = torch.randn(3, 4)
-        >>> torch.allclose(layer_norm_forward(ln, x), ln(x), atol=1e-6)
-        True
-    """
-    shape = tuple(module.normalized_shape)
-    if channels_first:
-        out = conservative_layer_norm(inputs.permute(0, 2, 3, 1), shape, module.weight, module.bias, module.eps)
-        return out.permute(0, 3, 1, 2)
-    return conservative_layer_norm(inputs, shape, module.weight, module.bias, module.eps)
 
 
 def constant_attention(scores: Tensor) -> Tensor:
@@ -414,31 +345,6 @@ def hf_attention_forward(module: nn.Module, linear: LinearRule, hidden_states: T
     scaling = module.scaling if getattr(module, "scaling", None) is not None else head_dim ** -0.5
     out = (constant_attention(q @ k.transpose(-2, -1) * scaling) @ v).transpose(1, 2).reshape(B, N, -1)
     return linear("o_proj", out, module.o_proj.weight.detach(), _detached(module.o_proj.bias)), None
-
-
-def squeeze_excitation_forward(module: nn.Module, inputs: Tensor) -> Tensor:
-    r"""A Squeeze-Excitation block (Hu et al. 2018, "Squeeze-and-Excitation Networks", arXiv:1709.01507) whose gate
-    is a constant of the explanation: relevance flows through the scaled input only.
-
-    .. math:: y = [s(x)]_{\text{cst}} \odot x
-
-    Args:
-        module: a ``torchvision.ops.SqueezeExcitation`` (its ``_scale`` computes :math:`s(x)`).
-        inputs: :math:`(B, C, H, W)`.
-
-    Returns:
-        The block's output values.
-
-    Examples:
-        >>> from torchvision.ops import SqueezeExcitation
-        >>> block = SqueezeExcitation(8, 2).eval()
-        >>> x = torch.randn(2, 8, 4, 4)
-        >>> torch.allclose(squeeze_excitation_forward(block, x), block(x))
-        True
-    """
-    with torch.no_grad():
-        scale = module._scale(inputs)
-    return scale * inputs
 
 
 __all__ = [
