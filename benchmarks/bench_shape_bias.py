@@ -9,7 +9,7 @@ Printed per model: clean test accuracy (texture-shortcut test set), shape bias o
 (Moreno-Vera et al.: how much stylization moves the explanation) on 60 test images.
 Targets (issue): baseline shape bias <= 0.35; StyleAugment >= 0.3 higher; clean accuracy within 10 points.
 
-Run: ``python benchmarks/bench_shape_bias.py [--seeds 0 1 2] [--size 64] [--n 2000] [--epochs 6]``
+Run: ``python benchmarks/bench_shape_bias.py [--seeds 0 1 2] [--size 64] [--n 2000] [--epochs 10]``
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
     rows: dict[str, list[dict[str, float]]] = {"baseline": [], "StyleAugment": []}
     print(f"{'seed':>4s} {'model':14s} {'clean acc':>9s} {'shape bias':>10s} {'WSAM var':>9s} {'train s':>8s}")

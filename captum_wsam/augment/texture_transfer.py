@@ -113,7 +113,7 @@ class TextureTransfer(nn.Module):
         noise_level: float = 0.5,
         copy_levels: int = 1,
         texture_gain: float = 2.0,
-        edge_threshold: float | None = None,
+        edge_threshold: float | None = 0.4,
     ) -> None:
         super().__init__()
         check_positive_int(tile_size, "tile_size")
