@@ -46,12 +46,10 @@ from .lrp_relevance import (
     alpha_beta_forward,
     alpha_beta_relevance,
     flat_relevance,
-    proportional_pool_forward,
-    relevance_as_gradient,
     wsquare_relevance,
     zbox_relevance,
 )
-from .lrp_splice import splice
+from .lrp_splice import proportional_pool_forward, relevance_as_gradient, splice
 
 FIRST_LAYER_RULES = ("zbox", "flat", "wsquare", "alphabeta")
 MAX_POOL_RULES = ("winner", "proportional")

@@ -1,6 +1,5 @@
-r"""LRP relevance maps of Conv/Linear layers and their modified-gradient forms used by
-:class:`~captum_wsam.attr.LRPAlphaBeta` (αβ, z^B, flat, w², proportional max-pooling, relevance handed back as a
-gradient).
+r"""LRP relevance maps of Conv/Linear layers (αβ, z^B, flat, w²) and the αβ rule as a modified gradient used by
+:class:`~captum_wsam.attr.LRPAlphaBeta`.
 
 Paper: G. Montavon, W. Samek, K.-R. Müller (2018), "Methods for interpreting and understanding deep neural networks",
 Digital Signal Processing 73:1–15, arXiv:1706.07979 (the overview named by seed 001). The αβ rule is from
@@ -27,7 +26,8 @@ Conv1d/2d/3d. Two forms are provided:
   runs in about the time of one forward and backward pass.
 
 The rule objects of :class:`~captum_wsam.attr.LRP` live in :mod:`captum_wsam.attr.lrp_rules` (which re-exports these
-names); the spliced forms of its engine in :mod:`captum_wsam.attr.lrp_splice`.
+names); the spliced forms of its engine, :func:`~captum_wsam.attr.lrp_splice.relevance_as_gradient` (which hands
+these maps' results back as a gradient) and proportional max-pooling in :mod:`captum_wsam.attr.lrp_splice`.
 """
 
 from __future__ import annotations
@@ -322,94 +322,11 @@ class _AlphaBetaSplice(torch.autograd.Function):
         return grad_output * factor_pos, grad_neg, None, None, None
 
 
-class _RelevanceAsGradient(torch.autograd.Function):
-    """Forward: ``layer_fn(x, weight, bias)``; backward: the relevance of ``x`` from a rule, given ``R = z ⊙ g``."""
-
-    @staticmethod
-    def forward(ctx, inputs, weight, bias, layer_fn, relevance_fn):  # type: ignore[override]
-        ctx.save_for_backward(inputs)
-        ctx.weight, ctx.bias, ctx.layer_fn, ctx.relevance_fn = weight, bias, layer_fn, relevance_fn
-        return layer_fn(inputs, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_output):  # type: ignore[override]
-        (inputs,) = ctx.saved_tensors
-        with torch.no_grad():
-            relevance = ctx.layer_fn(inputs, ctx.weight, ctx.bias) * grad_output
-        return ctx.relevance_fn(inputs, relevance), None, None, None, None
-
-
-def relevance_as_gradient(
-    inputs: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    layer_fn: LayerFn,
-    relevance_fn: Callable[[Tensor, Tensor], Tensor],
-) -> Tensor:
-    r"""The layer's output, whose backward pass hands the inputs their *relevance* (not a gradient).
-
-    Used for the first layer: the gradient :math:`g` arriving at its output is turned into
-    :math:`R = z \odot g` and ``relevance_fn(inputs, R)`` (e.g. :func:`zbox_relevance`) is returned as the gradient
-    of ``inputs``, so the gradient at the network input *is* the attribution.
-
-    .. math:: \frac{\partial}{\partial x} \leftarrow \operatorname{rule}(x, z \odot g)
-
-    Args:
-        inputs: the layer's input.
-        weight: the layer's weight.
-        bias: the layer's bias or ``None``.
-        layer_fn: ``layer_fn(inputs, weight, bias)``.
-        relevance_fn: ``relevance_fn(inputs, output_relevance) -> input_relevance``.
-
-    Returns:
-        ``layer_fn(inputs, weight, bias)``.
-
-    Examples:
-        >>> x = torch.tensor([[1.0, 0.0]], requires_grad=True)
-        >>> w = torch.tensor([[1.0, -1.0]])
-        >>> out = relevance_as_gradient(x, w, None, torch.nn.functional.linear,
-        ...                             lambda a, r: zbox_relevance(a, r, w))
-        >>> torch.autograd.grad(out, x, torch.ones_like(out))[0].tolist()
-        [[0.5, 0.5]]
-    """
-    return _RelevanceAsGradient.apply(inputs, weight, bias, layer_fn, relevance_fn)
-
-
-def proportional_pool_forward(inputs: Tensor, pooled: Tensor, sum_pool: Callable[[Tensor], Tensor],
-                              epsilon: float = 1e-9) -> Tensor:
-    r"""Max-pooling output ``pooled`` whose gradient spreads relevance in proportion to the window's activations.
-
-    .. math:: R_j = \sum_{w \ni j} \frac{a_j}{\sum_{i \in w} a_i} R_w
-
-    (instead of winner-take-all, which is the ordinary gradient of max-pooling).
-
-    Args:
-        inputs: the pooling input :math:`a`.
-        pooled: the max-pooled output (its values are returned).
-        sum_pool: a pooling over the same windows that sums or averages (e.g. ``avg_pool2d`` with the same kernel).
-        epsilon: stabilizer of the window sums.
-
-    Returns:
-        ``pooled``'s values, differentiable with respect to ``inputs``.
-
-    Examples:
-        >>> a = torch.tensor([[[1.0, 3.0]]], requires_grad=True)
-        >>> out = proportional_pool_forward(a, a.detach().amax(-1, keepdim=True), lambda t: t.sum(-1, keepdim=True))
-        >>> (a * torch.autograd.grad(out, a, torch.ones_like(out))[0]).tolist()
-        [[[0.75, 2.25]]]
-    """
-    window = sum_pool(inputs)
-    y = (pooled.detach() / stabilize(window.detach(), epsilon)) * window
-    return pooled.detach() + (y - y.detach())
-
-
 __all__ = [
     "LayerFn",
     "alpha_beta_forward",
     "alpha_beta_relevance",
     "flat_relevance",
-    "proportional_pool_forward",
-    "relevance_as_gradient",
     "stabilize",
     "wsquare_relevance",
     "zbox_relevance",

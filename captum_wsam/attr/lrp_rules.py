@@ -32,13 +32,19 @@ from .lrp_relevance import (
     alpha_beta_forward,
     alpha_beta_relevance,
     flat_relevance,
-    proportional_pool_forward,
-    relevance_as_gradient,
     stabilize,
     wsquare_relevance,
     zbox_relevance,
 )
-from .lrp_splice import epsilon_forward, gamma_forward, pass_forward, splice, zplus_forward
+from .lrp_splice import (
+    epsilon_forward,
+    gamma_forward,
+    pass_forward,
+    proportional_pool_forward,
+    relevance_as_gradient,
+    splice,
+    zplus_forward,
+)
 
 
 class Rule:

@@ -14,12 +14,14 @@ Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy", arXiv:2106.1
 Each rule returns the layer's true output :math:`z` whose gradient, read as :math:`g = R / z`, reaches the modified
 output :math:`z_\rho` multiplied by :math:`z / z_\rho` (:func:`splice`), so one backward pass gives
 :math:`R = a \odot \partial f / \partial a`. The rule objects configuring the engine live in
-:mod:`captum_wsam.attr.lrp_rules` (which re-exports these names).
+:mod:`captum_wsam.attr.lrp_rules` (which re-exports these names). The first-layer bridge
+:func:`relevance_as_gradient` (explicit relevance handed back as a gradient) and proportional max-pooling are here
+too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -233,10 +235,94 @@ def pass_forward(inputs: Tensor, output: Tensor) -> Tensor:
     return splice(output, [inputs], [ratio])
 
 
+class _RelevanceAsGradient(torch.autograd.Function):
+    """Forward: ``layer_fn(x, weight, bias)``; backward: the relevance of ``x`` from a rule, given ``R = z ⊙ g``."""
+
+    @staticmethod
+    def forward(ctx, inputs, weight, bias, layer_fn, relevance_fn):  # type: ignore[override]
+        ctx.save_for_backward(inputs)
+        ctx.weight, ctx.bias, ctx.layer_fn, ctx.relevance_fn = weight, bias, layer_fn, relevance_fn
+        return layer_fn(inputs, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        (inputs,) = ctx.saved_tensors
+        with torch.no_grad():
+            relevance = ctx.layer_fn(inputs, ctx.weight, ctx.bias) * grad_output
+        return ctx.relevance_fn(inputs, relevance), None, None, None, None
+
+
+def relevance_as_gradient(
+    inputs: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    layer_fn: LayerFn,
+    relevance_fn: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    r"""The layer's output, whose backward pass hands the inputs their *relevance* (not a gradient).
+
+    Used for the first layer: the gradient :math:`g` arriving at its output is turned into
+    :math:`R = z \odot g` and ``relevance_fn(inputs, R)`` (e.g. :func:`zbox_relevance`) is returned as the gradient
+    of ``inputs``, so the gradient at the network input *is* the attribution.
+
+    .. math:: \frac{\partial}{\partial x} \leftarrow \operatorname{rule}(x, z \odot g)
+
+    Args:
+        inputs: the layer's input.
+        weight: the layer's weight.
+        bias: the layer's bias or ``None``.
+        layer_fn: ``layer_fn(inputs, weight, bias)``.
+        relevance_fn: ``relevance_fn(inputs, output_relevance) -> input_relevance``.
+
+    Returns:
+        ``layer_fn(inputs, weight, bias)``.
+
+    Examples:
+        >>> x = torch.tensor([[1.0, 0.0]], requires_grad=True)
+        >>> from captum_wsam.attr.lrp_relevance import zbox_relevance
+        >>> w = torch.tensor([[1.0, -1.0]])
+        >>> out = relevance_as_gradient(x, w, None, torch.nn.functional.linear,
+        ...                             lambda a, r: zbox_relevance(a, r, w))
+        >>> torch.autograd.grad(out, x, torch.ones_like(out))[0].tolist()
+        [[0.5, 0.5]]
+    """
+    return _RelevanceAsGradient.apply(inputs, weight, bias, layer_fn, relevance_fn)
+
+
+def proportional_pool_forward(inputs: Tensor, pooled: Tensor, sum_pool: Callable[[Tensor], Tensor],
+                              epsilon: float = 1e-9) -> Tensor:
+    r"""Max-pooling output ``pooled`` whose gradient spreads relevance in proportion to the window's activations.
+
+    .. math:: R_j = \sum_{w \ni j} \frac{a_j}{\sum_{i \in w} a_i} R_w
+
+    (instead of winner-take-all, which is the ordinary gradient of max-pooling).
+
+    Args:
+        inputs: the pooling input :math:`a`.
+        pooled: the max-pooled output (its values are returned).
+        sum_pool: a pooling over the same windows that sums or averages (e.g. ``avg_pool2d`` with the same kernel).
+        epsilon: stabilizer of the window sums.
+
+    Returns:
+        ``pooled``'s values, differentiable with respect to ``inputs``.
+
+    Examples:
+        >>> a = torch.tensor([[[1.0, 3.0]]], requires_grad=True)
+        >>> out = proportional_pool_forward(a, a.detach().amax(-1, keepdim=True), lambda t: t.sum(-1, keepdim=True))
+        >>> (a * torch.autograd.grad(out, a, torch.ones_like(out))[0]).tolist()
+        [[[0.75, 2.25]]]
+    """
+    window = sum_pool(inputs)
+    y = (pooled.detach() / stabilize(window.detach(), epsilon)) * window
+    return pooled.detach() + (y - y.detach())
+
+
 __all__ = [
     "epsilon_forward",
     "gamma_forward",
     "pass_forward",
+    "proportional_pool_forward",
+    "relevance_as_gradient",
     "splice",
     "zplus_forward",
 ]
