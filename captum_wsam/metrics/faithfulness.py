@@ -36,23 +36,31 @@ Both accept the attributions as a tensor or as anything that computes them: a Ca
 ``attribute(inputs, target=..., **attribute_kwargs)`` is called) or a callable with that signature. The model runs in
 eval mode without gradients and is left exactly as found; every perturbed batch goes through it in chunks of
 ``batch_size`` images (all steps of all images, no per-image loop).
+
+The blur and the imputation live in :mod:`captum_wsam.metrics.perturbation`, the result types and
+:func:`plot_faithfulness` in :mod:`captum_wsam.metrics.faithfulness_results`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_images, check_in_range, check_positive_int, check_target, check_type
 from .._state import eval_mode, kept_buffers, untouched
 from .._typing import TargetType
+from .faithfulness_results import DeletionInsertionResult, ROADResult, plot_faithfulness  # re-exported
 from .localisation import attribution_map
+from .perturbation import (  # gaussian_blur, noisy_linear_imputation, ROAD_NEIGHBOUR_WEIGHTS: re-exported
+    IMPUTATION_ELEMENTS,
+    ROAD_NEIGHBOUR_WEIGHTS,  # noqa: F401
+    gaussian_blur,
+    noisy_linear_imputation,
+)
 
 #: A tensor of attributions, a Captum ``Attribution`` or a callable ``(inputs, target=..., **kwargs) -> Tensor``.
 AttributionSource = Any
@@ -60,192 +68,6 @@ AttributionSource = Any
 Substrate = float | Tensor | str | Callable[[Tensor], Tensor]
 
 MODES = ("both", "deletion", "insertion")
-#: ROAD imputes up to this many elements (images x channels x pixels) in one conjugate-gradient solve.
-IMPUTATION_ELEMENTS = 2**23
-ROAD_NEIGHBOUR_WEIGHTS = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
-
-
-@dataclass(frozen=True)
-class DeletionInsertionResult:
-    """Outcome of :func:`deletion_insertion`.
-
-    Attributes:
-        fractions: :math:`(S + 1,)` fraction of pixels deleted (inserted) at each step, from 0 to 1.
-        deletion: :math:`(S + 1, N)` target-class score at each deletion step (``None`` in ``"insertion"`` mode).
-        insertion: :math:`(S + 1, N)` target-class score at each insertion step (``None`` in ``"deletion"`` mode).
-        target: :math:`(N,)` the explained classes.
-    """
-
-    fractions: Tensor
-    deletion: Tensor | None
-    insertion: Tensor | None
-    target: Tensor
-
-    @property
-    def deletion_auc(self) -> Tensor:
-        """:math:`(N,)` area under the deletion curve (lower is better)."""
-        if self.deletion is None:
-            raise ValueError("deletion_auc needs the deletion curve; run with mode='deletion' or 'both'")
-        return torch.trapezoid(self.deletion, self.fractions[:, None].to(self.deletion), dim=0)
-
-    @property
-    def insertion_auc(self) -> Tensor:
-        """:math:`(N,)` area under the insertion curve (higher is better)."""
-        if self.insertion is None:
-            raise ValueError("insertion_auc needs the insertion curve; run with mode='insertion' or 'both'")
-        return torch.trapezoid(self.insertion, self.fractions[:, None].to(self.insertion), dim=0)
-
-
-@dataclass(frozen=True)
-class ROADResult:
-    """Outcome of :func:`road`.
-
-    Attributes:
-        percentages: :math:`(P,)` fractions of pixels removed and imputed.
-        original: :math:`(N,)` target-class score of the unperturbed inputs.
-        morf: :math:`(P, N)` scores with the most relevant pixels removed (``None`` in ``"lerf"`` mode).
-        lerf: :math:`(P, N)` scores with the least relevant pixels removed (``None`` in ``"morf"`` mode).
-        target: :math:`(N,)` the explained classes.
-    """
-
-    percentages: Tensor
-    original: Tensor
-    morf: Tensor | None
-    lerf: Tensor | None
-    target: Tensor
-
-    @property
-    def combined(self) -> Tensor:
-        """:math:`(N,)` mean over percentages of :math:`(\\text{LeRF} - \\text{MoRF}) / 2` (higher is better)."""
-        if self.morf is None or self.lerf is None:
-            raise ValueError("combined needs both curves; run with mode='both'")
-        return ((self.lerf - self.morf) / 2).mean(0)
-
-
-def gaussian_blur(inputs: Tensor, kernel_size: int = 11, sigma: float = 5.0) -> Tensor:
-    """Per-channel Gaussian blur with zero padding: RISE's insertion canvas (kernel 11, :math:`\\sigma = 5`).
-
-    .. math:: \\text{blur}(x)_c = x_c * g, \\qquad g_{ij} \\propto \\exp\\!\\big(-(i^2 + j^2) / 2\\sigma^2\\big)
-
-    Args:
-        inputs: :math:`(N, C, H, W)` images.
-        kernel_size: odd side of the kernel.
-        sigma: standard deviation in pixels.
-
-    Returns:
-        Shape and dtype of ``inputs``.
-
-    Examples:
-        >>> gaussian_blur(torch.rand(2, 3, 16, 16)).shape
-        torch.Size([2, 3, 16, 16])
-    """
-    check_images(inputs, "inputs")
-    check_positive_int(kernel_size, "kernel_size")
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
-    check_in_range(sigma, "sigma", 0.0, None, low_inclusive=False)
-    offsets = torch.arange(kernel_size, dtype=inputs.dtype, device=inputs.device) - kernel_size // 2
-    line = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = line[:, None] * line[None, :]
-    kernel = (kernel / kernel.sum()).expand(inputs.shape[1], 1, kernel_size, kernel_size)
-    return F.conv2d(inputs, kernel, padding=kernel_size // 2, groups=inputs.shape[1])
-
-
-def _neighbour_sum(values: Tensor, weights: Tensor) -> Tensor:
-    """:math:`\\sum_j w_{ij} v_j` over the 8 neighbours of every pixel (zero outside the image), per channel."""
-    b, c, h, w = values.shape
-    return F.conv2d(values.reshape(b * c, 1, h, w), weights, padding=1).reshape(b, c, h, w)
-
-
-def noisy_linear_imputation(
-    inputs: Tensor,
-    removed: Tensor,
-    noise: float = 0.01,
-    generator: torch.Generator | None = None,
-    tol: float = 1e-5,
-    max_iter: int | None = None,
-) -> Tensor:
-    """ROAD's noisy linear imputation (Rong et al. 2022, arXiv:2202.00449): removed pixels from their neighbours.
-
-    .. math::
-
-        d_i u_i - \\sum_{j \\in \\mathcal N(i) \\cap R} w_{ij} u_j = \\sum_{j \\in \\mathcal N(i) \\setminus R} w_{ij}
-        x_j, \\quad d_i = \\sum_{j \\in \\mathcal N(i)} w_{ij}, \\qquad
-        \\tilde x = x \\odot (1 - r) + (u + \\sigma \\varepsilon) \\odot r
-
-    with weights :math:`w = 1/6` for the 4 direct and :math:`1/12` for the 4 diagonal neighbours inside the image, and
-    :math:`r` the removed pixels (all channels). Each channel of each image is one symmetric positive definite system
-    (as long as one pixel is kept), solved by Jacobi-preconditioned conjugate gradients on all images and channels at
-    once (in float32, or the inputs' dtype if wider) until the residual is below ``tol`` times the right-hand side;
-    the default leaves errors around :math:`10^{-5}`, far below the noise.
-
-    Args:
-        inputs: :math:`(N, C, H, W)` images.
-        removed: boolean :math:`(N, H, W)`, the pixels to impute; at least one pixel per image must be kept.
-        noise: :math:`\\sigma`, standard deviation of the Gaussian noise added to imputed pixels.
-        generator: random generator of the noise (``None``: the global one).
-        tol: relative residual at which conjugate gradients stop.
-        max_iter: iteration cap (default :math:`H W`, the bound of exact arithmetic).
-
-    Returns:
-        Shape and dtype of ``inputs``; kept pixels are unchanged.
-
-    Examples:
-        >>> x = torch.ones(1, 3, 8, 8)
-        >>> removed = torch.zeros(1, 8, 8, dtype=torch.bool); removed[0, 2:6, 2:6] = True
-        >>> imputed = noisy_linear_imputation(x, removed, noise=0.0)
-        >>> bool(torch.allclose(imputed, x, atol=1e-6))
-        True
-    """
-    check_images(inputs, "inputs")
-    check_type(removed, "removed", Tensor)
-    if removed.dtype != torch.bool or removed.shape != (inputs.shape[0], *inputs.shape[2:]):
-        raise ValueError(f"removed must be a boolean tensor of shape {(inputs.shape[0], *inputs.shape[2:])}, got "
-                         f"shape {tuple(removed.shape)} and dtype {removed.dtype}")
-    if bool(removed.flatten(1).all(1).any()):
-        raise ValueError("removed must keep at least one pixel per image (nothing to impute from)")
-    check_in_range(noise, "noise", 0.0, None)
-    check_in_range(tol, "tol", 0.0, None, low_inclusive=False)
-    if max_iter is not None:
-        check_positive_int(max_iter, "max_iter")
-    h, w = inputs.shape[-2:]
-    dtype = torch.promote_types(inputs.dtype, torch.float32)
-    tiny = torch.finfo(dtype).tiny
-    x = inputs.detach().to(dtype)
-    weights = torch.tensor(ROAD_NEIGHBOUR_WEIGHTS, dtype=dtype, device=x.device)[None, None]
-    r = removed[:, None].to(x.device, dtype)
-    degree = _neighbour_sum(torch.ones(1, 1, h, w, dtype=dtype, device=x.device), weights)
-
-    def operator(u: Tensor) -> Tensor:
-        return r * (degree * u - _neighbour_sum(r * u, weights))
-
-    def dot(a: Tensor, b: Tensor) -> Tensor:
-        return (a * b).sum((2, 3), keepdim=True)
-
-    rhs = r * _neighbour_sum((1 - r) * x, weights)
-    solution = torch.zeros_like(x)
-    residual = rhs.clone()
-    precondition = r / degree
-    z = precondition * residual
-    direction = z.clone()
-    rz = dot(residual, z)
-    threshold = tol * dot(rhs, rhs).sqrt()
-    for _ in range(max_iter or h * w):
-        if bool((dot(residual, residual).sqrt() <= threshold).all()):
-            break
-        product = operator(direction)
-        curvature = dot(direction, product)
-        step = torch.where(curvature > 0, rz / curvature.clamp(min=tiny), 0.0)
-        solution = solution + step * direction
-        residual = residual - step * product
-        z = precondition * residual
-        rz_next = dot(residual, z)
-        direction = z + torch.where(rz > 0, rz_next / rz.clamp(min=tiny), 0.0) * direction
-        rz = rz_next
-    if noise > 0:
-        epsilon = torch.randn(x.shape, generator=generator, dtype=dtype, device="cpu").to(x.device)
-        solution = solution + noise * epsilon
-    return (x * (1 - r) + solution * r).to(inputs.dtype)
 
 
 def _check_model(model: Any) -> None:
@@ -584,71 +406,6 @@ def road(
     return ROADResult(percentages=fractions, original=original, morf=curves.get("morf"), lerf=curves.get("lerf"),
                       target=target)
 
-
-def plot_faithfulness(
-    results: DeletionInsertionResult | ROADResult | Mapping[str, DeletionInsertionResult | ROADResult],
-    ax: Any = None,
-    band: bool = True,
-) -> Any:
-    """Plot mean curves (deletion/insertion against the fraction of pixels, or ROAD MoRF/LeRF) per method.
-
-    Solid lines are deletion (MoRF), dashed lines insertion (LeRF); the band is the interquartile range over samples
-    and the legend gives the mean AUC (ROAD: the mean combined score).
-
-    Args:
-        results: one result, or ``{method name: result}`` (all of the same kind).
-        ax: matplotlib axes to draw in (a new figure when ``None``).
-        band: shade the interquartile range over samples.
-
-    Returns:
-        The matplotlib ``Axes``.
-
-    Examples:
-        >>> curve = torch.linspace(1, 0, 5)[:, None].repeat(1, 2)
-        >>> result = DeletionInsertionResult(torch.linspace(0, 1, 5), curve, curve.flip(0), torch.zeros(2).long())
-        >>> ax = plot_faithfulness({"Saliency": result})
-        >>> len(ax.get_lines()), len(ax.get_legend().get_texts())
-        (2, 2)
-    """
-    import matplotlib.pyplot as plt
-
-    kinds = (DeletionInsertionResult, ROADResult)
-    if isinstance(results, kinds):
-        results = {"": results}
-    check_type(results, "results", Mapping)
-    values = list(results.values())
-    if not values or not all(isinstance(r, type(values[0])) and isinstance(r, kinds) for r in values):
-        raise TypeError("results must be a result of deletion_insertion or road, or a non-empty mapping of name -> "
-                        "results of one kind")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, (name, result) in enumerate(results.items()):
-        color = colors[index % len(colors)]
-        if isinstance(result, DeletionInsertionResult):
-            x = result.fractions
-            curves = [("deletion", result.deletion, "-"), ("insertion", result.insertion, "--")]
-        else:
-            x = result.percentages
-            curves = [("MoRF", result.morf, "-"), ("LeRF", result.lerf, "--")]
-        for label, curve, style in curves:
-            if curve is None:
-                continue
-            if isinstance(result, DeletionInsertionResult):
-                summary = f"AUC {torch.trapezoid(curve.mean(1), x).item():.3f}"
-            else:
-                summary = f"mean {curve.mean().item():.3f}"
-            ax.plot(x.tolist(), curve.mean(1).tolist(), style, color=color,
-                    label=f"{name + ' ' if name else ''}{label} ({summary})")
-            if band and curve.shape[1] > 1:
-                low, high = curve.quantile(0.25, dim=1), curve.quantile(0.75, dim=1)
-                ax.fill_between(x.tolist(), low.tolist(), high.tolist(), color=color, alpha=0.15)
-    road_kind = isinstance(values[0], ROADResult)
-    ax.set_xlabel("fraction of pixels removed (imputed)" if road_kind else "fraction of pixels deleted / inserted")
-    ax.set_ylabel("target-class score")
-    ax.set_xlim(0, 1)
-    ax.legend(fontsize=7)
-    return ax
 
 
 __all__ = [

@@ -366,3 +366,11 @@ def test_plot_faithfulness(model, inputs):
     assert len(plot_faithfulness(imputed).get_lines()) == 2
     with pytest.raises(TypeError, match="results of one kind"):
         plot_faithfulness({"a": curves, "b": imputed})
+
+
+def test_old_module_re_exports_the_split_modules():
+    from captum_wsam.metrics import faithfulness, faithfulness_results, perturbation
+
+    for module in (perturbation, faithfulness_results):
+        for name in module.__all__:
+            assert getattr(faithfulness, name) is getattr(module, name), name
