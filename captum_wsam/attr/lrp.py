@@ -39,6 +39,9 @@ from .._state import hook_handles
 from .._typing import TargetType
 from .lrp_alpha_beta import LRPAlphaBeta, _single_input, unsupported_layers
 from .lrp_alpha_beta_propagation import FIRST_LAYER_RULES, SUPPORTED_TYPES, AlphaBetaRule
+from .lrp_alpha_beta_propagation import MAX_POOL_RULES as MAX_POOL_RULES
+from .lrp_alpha_beta_propagation import MAX_POOL_TYPES as MAX_POOL_TYPES
+from .lrp_alpha_beta_propagation import PASS_THROUGH_TYPES as PASS_THROUGH_TYPES
 from .lrp_canonizers import (
     shared_eval_mode,
 )

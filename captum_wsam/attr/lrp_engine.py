@@ -53,6 +53,7 @@ from .lrp_canonizers import (
     same_tensor,
 )
 from .lrp_composites import Composite
+from .lrp_kinds import ACTIVATION_NAMES as ACTIVATION_NAMES
 from .lrp_kinds import (
     ATTENTION_NAMES,
     AVG_POOL_TYPES,
@@ -64,6 +65,11 @@ from .lrp_kinds import (
     unsupported_modules,
     walk,
 )
+from .lrp_kinds import BATCH_NORM_ACT_NAMES as BATCH_NORM_ACT_NAMES
+from .lrp_kinds import CONSTANT_PARAMETER_CONTAINERS as CONSTANT_PARAMETER_CONTAINERS
+from .lrp_kinds import GRADIENT_NAMES as GRADIENT_NAMES
+from .lrp_kinds import KNOWN_CONTAINERS as KNOWN_CONTAINERS
+from .lrp_kinds import SQUEEZE_EXCITATION_NAMES as SQUEEZE_EXCITATION_NAMES
 from .lrp_rules import Pass, Rule, ZBox, pass_forward, relevance_as_gradient, splice, stabilize
 from .lrp_transformers import (
     layer_norm_forward,
