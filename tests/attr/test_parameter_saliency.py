@@ -349,3 +349,28 @@ def test_load_round_trip(tmp_path: Path) -> None:
     saliency, path, _ = _saved_statistics(tmp_path)
     loaded = ParameterSaliency(SmallCNN(width=4, depth=2)).load(path)
     assert torch.equal(loaded.mean, saliency.mean) and torch.equal(loaded.std, saliency.std) and loaded.count == 10
+
+
+def test_fit_takes_data_and_the_old_name_loader_with_a_deprecation_warning() -> None:
+    model = SmallCNN(width=4, depth=2).double()
+    x, y = torch.rand(5, 3, 32, 32, dtype=torch.float64), torch.randint(0, 6, (5,))
+    batches = DataLoader(TensorDataset(x, y), batch_size=2)
+    new = ParameterSaliency(model).fit(data=batches, progress=False)
+    with pytest.warns(DeprecationWarning, match="loader=.*deprecated; pass data="):
+        old = ParameterSaliency(model).fit(loader=batches, progress=False)
+    assert new.count == old.count == 5
+    assert torch.equal(new.mean, old.mean) and torch.equal(new.std, old.std)
+    with pytest.raises(TypeError, match="both 'data' and its old name 'loader'"):
+        ParameterSaliency(model).fit(data=batches, loader=batches, progress=False)
+    with pytest.raises(TypeError, match="data must be an iterable"):
+        ParameterSaliency(model).fit(3, progress=False)
+
+
+def test_split_modules_are_re_exported() -> None:
+    from captum_wsam.attr import parameter_saliency, parameter_saliency_attribution
+
+    assert issubclass(ParameterSaliency, parameter_saliency_attribution.ParameterSaliencyAttribution)
+    assert parameter_saliency.cross_entropy_per_sample is parameter_saliency_attribution.cross_entropy_per_sample
+    for name in parameter_saliency.__all__:
+        assert getattr(__import__("captum_wsam.attr", fromlist=[name]), name, None) in (
+            None, getattr(parameter_saliency, name))
