@@ -31,6 +31,7 @@ from .._checks import check_finite, check_positive_int, check_type
 from ..attr._style_cam import grad_cam_and_probabilities, model_guard
 from ..attr.functional import accumulate_per_class, variance_from_sums, wsam_variance_terms
 from ..attr.wsam import WSAM
+from ..data.batches import renamed_data_argument
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,9 @@ def _split_batch(batch: Any) -> tuple[Tensor, Tensor]:
     return images, labels
 
 
+@renamed_data_argument("loader")
 def wsam_variance(
-    wsam: WSAM, loader: DataLoader | Any, num_classes: int | None = None, progress: bool = True
+    wsam: WSAM, data: DataLoader | Any, num_classes: int | None = None, progress: bool = True
 ) -> WSAMVarianceResult:
     """Per-class WSAM variance over a data set, streamed (and sharded under ``torch.distributed``).
 
@@ -92,10 +94,11 @@ def wsam_variance(
 
     Args:
         wsam: the configured :class:`captum_wsam.attr.WSAM`.
-        loader: iterable of ``(images, labels, ...)`` batches (e.g. a ``DataLoader`` over ShapesTextures). Under an
+        data: iterable of ``(images, labels, ...)`` batches (e.g. a ``DataLoader`` over ShapesTextures). Under an
             initialised process group, rank ``r`` of ``w`` processes batches ``r, r + w, ...`` unless the loader
-            already uses a ``DistributedSampler``.
-        num_classes: :math:`K`; default ``len(loader.dataset.classes)``, else the model's output size.
+            already uses a ``DistributedSampler``. The old name ``loader=`` still works with a
+            ``DeprecationWarning``.
+        num_classes: :math:`K`; default ``len(data.dataset.classes)``, else the model's output size.
         progress: show a tqdm progress bar (on rank 0).
 
     Returns:
@@ -117,18 +120,18 @@ def wsam_variance(
     if num_classes is not None:
         check_positive_int(num_classes, "num_classes")
     check_type(progress, "progress", bool)
-    classes = _dataset_classes(loader)
+    classes = _dataset_classes(data)
     if num_classes is None and classes is not None:
         num_classes = len(classes)
     if classes is not None and len(classes) != num_classes:
         classes = None
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    presharded = isinstance(getattr(loader, "sampler", None), DistributedSampler)
+    presharded = isinstance(getattr(data, "sampler", None), DistributedSampler)
 
     sums: Tensor | None = None
     counts: Tensor | None = None
-    iterator = tqdm(loader, desc="WSAM variance", disable=not progress or rank != 0, leave=False)
+    iterator = tqdm(data, desc="WSAM variance", disable=not progress or rank != 0, leave=False)
     for index, batch in enumerate(iterator):
         if distributed and not presharded and index % world_size != rank:
             continue

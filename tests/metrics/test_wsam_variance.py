@@ -66,6 +66,18 @@ def test_without_class_names_and_plot() -> None:
     assert ax.get_title() == "t" and len(ax.patches) == 6
 
 
+def test_data_argument_and_the_old_name_loader_with_a_deprecation_warning() -> None:
+    wsam, data = _setup()
+    images, labels = data.tensors()
+    batches = DataLoader(TensorDataset(images[:4], labels[:4]), batch_size=2)
+    new = wsam_variance(wsam, data=batches, progress=False)
+    with pytest.warns(DeprecationWarning, match="loader=.*deprecated; pass data="):
+        old = wsam_variance(wsam, loader=batches, progress=False)
+    assert torch.equal(new.counts, old.counts) and torch.equal(new.variance.nan_to_num(-1), old.variance.nan_to_num(-1))
+    with pytest.raises(TypeError, match="both 'data' and its old name 'loader'"):
+        wsam_variance(wsam, data=batches, loader=batches)
+
+
 def test_bad_arguments() -> None:
     wsam, data = _setup()
     with pytest.raises(TypeError, match="wsam"):
