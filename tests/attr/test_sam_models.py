@@ -59,7 +59,9 @@ def build(name: str) -> tuple[nn.Module, int]:
 def explained_layer(model: nn.Module, size: int) -> nn.Module:
     """The layer Grad-CAM users pick: the last block with a spatial map (token/channels-last blocks for ViT/Swin)."""
     if isinstance(model, VisionTransformer):
-        return model.encoder.layers[-1]
+        # After the last block only the class token reaches the head: its patch tokens get no gradient. The first
+        # LayerNorm of the last block (pytorch-grad-cam's choice, ``norm1`` in timm) carries a non-zero map.
+        return model.encoder.layers[-1].ln_1
     if isinstance(model, SwinTransformer):
         return model.features[-1]
     if isinstance(model, torchvision.models.MaxVit):
@@ -100,8 +102,10 @@ def test_registry_sam_and_wsam_run_and_leave_model_untouched(name: str, augment:
 # ------------------------------------------------------------------------------------------------ token models
 def small_vit() -> VisionTransformer:
     torch.manual_seed(0)
-    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
-                             num_classes=5).eval()
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32,
+                              num_classes=5).eval()
+    nn.init.normal_(model.heads.head.weight, std=0.5)  # torchvision zero-initializes the head: constant logits
+    return model
 
 
 def small_swin() -> SwinTransformer:
@@ -117,10 +121,10 @@ def grad_cam_pytorch_grad_cam(tokens: Tensor) -> Tensor:
 
 
 def reference_token_grad_cam(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
-    """Grad-CAM on the last ViT block, float64, from the definition: δ_d = mean over patch tokens of ∂y/∂T,
-    ReLU(Σ_d δ_d T_d)."""
+    """Grad-CAM on the first LayerNorm of the last ViT block, float64, from the definition:
+    δ_d = mean over patch tokens of ∂y/∂T, ReLU(Σ_d δ_d T_d)."""
     model, saved = copy.deepcopy(model).double(), {}
-    block = model.encoder.layers[-1]
+    block = model.encoder.layers[-1].ln_1
     handle = block.register_forward_hook(lambda _m, _i, o: saved.__setitem__("T", o))
     try:
         logits = model(x.double())
@@ -135,9 +139,9 @@ def reference_token_grad_cam(model: nn.Module, x: Tensor, target: Tensor) -> Ten
 
 def test_vit_builtin_transform_equals_definition_and_pytorch_grad_cam(augment: ColourStyles) -> None:
     model = small_vit()
-    layer, x, target = model.encoder.layers[-1], torch.rand(2, 3, 32, 32), torch.tensor([0, 3])
+    layer, x, target = model.encoder.layers[-1].ln_1, torch.rand(2, 3, 32, 32), torch.tensor([0, 3])
     auto = SAM(model, layer, augment).attribute(x, target, alpha=1.0)
-    assert auto.shape == (2, 1, 4, 4)
+    assert auto.shape == (2, 1, 4, 4) and float(auto.amax()) > 0  # a map, not zeros
     torch.testing.assert_close(auto.double(), reference_token_grad_cam(model, x, target), atol=1e-5, rtol=1e-4)
     explicit = SAM(model, layer, augment, reshape_transform=grad_cam_pytorch_grad_cam)
     torch.testing.assert_close(auto, explicit.attribute(x, target, alpha=1.0))
