@@ -39,10 +39,9 @@ ALPHAS = (1.0, 0.75, 0.5, 0.25, 0.0)
 def backends() -> dict[str, nn.Module]:
     return {
         "TextureTransfer (default)": TextureTransfer(),
-        "TextureTransfer(levels=4)": TextureTransfer(levels=4),
-        "TextureTransfer(copy_levels=0)": TextureTransfer(copy_levels=0),
+        "TextureTransfer(edge_threshold=None)": TextureTransfer(edge_threshold=None),
         "TextureTransfer(texture_gain=1)": TextureTransfer(texture_gain=1.0),
-        "TextureTransfer(noise_level=0)": TextureTransfer(noise_level=0.0),
+        "TextureTransfer(copy_levels=0)": TextureTransfer(copy_levels=0),
         "LinearStyleTransfer": LinearStyleTransfer(),
     }
 

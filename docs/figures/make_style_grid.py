@@ -41,7 +41,7 @@ def main() -> None:
                     ax.set_title(f"α={alpha}", fontsize=8)
                 if a == 0 and half == 0:
                     ax.set_ylabel(aug.style_bank.names[style], fontsize=6)
-    fig.suptitle("StyleAugment (LinearStyleTransfer): α = 1 is the input, α = 0 the full style", fontsize=10)
+    fig.suptitle("StyleAugment (TextureTransfer, the default): α = 1 is the input, α = 0 the full style", fontsize=10)
     fig.tight_layout()
     out = Path(__file__).with_name("style_grid.png")
     fig.savefig(out, dpi=110)
