@@ -1,4 +1,4 @@
-"""The demo (captum_wsam/demo.py): argument and folder checks before any work, atomic files, whole-folder replacement,
+"""The demo (captum_wsam/demo/): argument and folder checks before any work, atomic files, whole-folder replacement,
 stage lines with and without progress bars, the findings section and the figures, the trained-model cache."""
 
 from __future__ import annotations
@@ -136,3 +136,23 @@ def test_tiny_run_talks_writes_the_report_and_reuses_the_cache(tmp_path, capsys)
     assert accuracy(model, config.data.dataset(TINY.n_test, TINY.size, config.seed + 1)) == numbers["baseline_accuracy"]
     assert demo._cache_key(config, "baseline") != demo._cache_key(replace(config, seed=1), "baseline")
     assert demo._cache_key(config, "baseline") != demo._cache_key(config, "style")
+
+
+def test_the_package_keeps_every_name_of_the_former_module_and_the_cache_fingerprint() -> None:
+    import hashlib
+    from pathlib import Path as _Path
+
+    from captum_wsam.demo import config, report, run, training
+
+    for module in (config, report, run, training):
+        for name in module.__all__:
+            assert getattr(demo, name) is getattr(module, name), name
+    root = _Path(demo.__file__).resolve().parents[1]  # captum_wsam/, not captum_wsam/demo/
+    digest = hashlib.sha256()
+    for sub in ("data", "models", "augment", "attacks", "train"):
+        paths = sorted((root / sub).rglob("*.py"))
+        assert paths, sub
+        for path in paths:
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    assert training._code_fingerprint() == digest.hexdigest()

@@ -1,404 +1,56 @@
-"""The offline demo: every capability of the package on the embedded ShapesTextures data, in one report.
+"""The demo run: :func:`run_demo` trains the three models, explains them and writes ``report.md`` with its figures.
 
 Trains a :class:`~captum_wsam.models.SmallCNN` three ways (plain, with :class:`~captum_wsam.augment.StyleAugment`,
 with SAT), then writes ``report.md`` -- opening with findings written from the measured numbers -- and PNG figures:
 accuracy and shape bias (Geirhos et al. 2019, arXiv:1811.12231), SAM across α and WSAM maps (Moreno-Vera et al.),
 WSAM variance per class, LRP αβ (Bach et al. 2015) next to Captum's Grad-CAM, a parameter-saliency profile (Levin et
-al. 2021, arXiv:2108.01335) and robust accuracy under PGD (Madry et al. 2018, arXiv:1706.06083). Everything runs on
-the CPU with data the package makes itself (no download).
+al. 2021, arXiv:2108.01335) and robust accuracy under PGD (Madry et al. 2018, arXiv:1706.06083):
 
-The data set and the augmentation of the style-trained model -- the demo's story -- are set in one place,
-:class:`DemoData`. Trained models are cached under ``~/.cache/captum_wsam/demo`` (``$XDG_CACHE_HOME`` is honoured),
-keyed by everything that determines them (settings, seed and the source of the code that trains them); a re-run
-with the same settings explains the same models without training them again.
+.. math:: \\text{robust accuracy} = \\frac{1}{N} \\sum_i
+    \\mathbb{1}\\Big[f\\big(\\operatorname{PGD}_\\varepsilon(x_i)\\big) = y_i\\Big]
 
-Files are written into a staging folder next to ``out``, each one atomically (temporary file, then rename), and the
-staging folder replaces ``out`` as a whole at the end: an interrupted run leaves the previous report untouched and a
-re-run never mixes old and new figures.
+The settings are in :mod:`captum_wsam.demo.config`, training and its cache in :mod:`captum_wsam.demo.training`,
+files and figure helpers in :mod:`captum_wsam.demo.report`; :mod:`captum_wsam.demo` re-exports every name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torchattacks
 from captum.attr import LayerAttribution, LayerGradCam
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
 
-from . import __version__
-from .attr import SAM, WSAM, LRPAlphaBeta, ParameterSaliency
-from .augment import StyleAugment
-from .data import ShapesTextures
-from .metrics import relevance_mass_accuracy, robust_accuracy, shape_bias, wsam_variance
-from .models import SmallCNN
-from .train import AdversarialTrainer, SATTrainer, accuracy, predict
-
-MARKER = ".captum-wsam-demo"  # written into every report folder: only such a folder is ever replaced
-MODELS = ("baseline", "style", "sat")
-TITLES = {"baseline": "baseline", "style": "StyleAugment", "sat": "SAT"}
-ACCURACY_TARGET = 0.9  # clean test accuracy every explained model reaches in full mode
-LEARNING_RATE, BATCH_SIZE = 1e-2, 64
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# THE DEMO'S STORY: the data set and the augmentation of the style-trained model, in one place.
-# ---------------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DemoData:
-    """The data set and the style augmentation of the demo (its story); everything else is sized by :class:`DemoConfig`.
-
-    With ``texture_shortcut=True`` (``ShapesTextures``' ImageNet-like setting) texture is the easy cue: a plain model
-    becomes texture-biased, and StyleAugment training -- which swaps textures but keeps shapes -- should raise its
-    shape bias and lower its WSAM variance.
-
-    Args:
-        texture_shortcut: ``ShapesTextures(texture_shortcut=...)`` for the training and test sets and the
-            cue-conflict set.
-        cue_agreement: without ``texture_shortcut``, the probability that an object's texture matches its shape.
-        style_p: probability that StyleAugment stylizes a training image.
-        style_alpha: StyleAugment's α range (``None``: its default); α = 1 is the image, α = 0 the full style.
-    """
-
-    texture_shortcut: bool = True
-    cue_agreement: float = 0.8
-    style_p: float = 0.5
-    style_alpha: tuple[float, float] | None = None
-
-    def dataset(self, n: int, size: int, seed: int, cue_conflict: bool = False) -> ShapesTextures:
-        """``n`` ShapesTextures images (labelled by shape) of this setting."""
-        if self.texture_shortcut:
-            return ShapesTextures(n=n, size=size, seed=seed, cue_conflict=cue_conflict, texture_shortcut=True)
-        return ShapesTextures(n=n, size=size, seed=seed, cue_conflict=cue_conflict, cue_agreement=self.cue_agreement)
-
-    def style_augment(self) -> StyleAugment:
-        """The StyleAugment of the style-trained model (its default backend), also the stylizer of SAM and WSAM."""
-        if self.style_alpha is None:
-            return StyleAugment(p=self.style_p)
-        return StyleAugment(alpha=self.style_alpha, p=self.style_p)
-
-    def describe(self) -> str:
-        if self.texture_shortcut:
-            return ("texture shortcut: object and background carry the texture family of the shape class, so texture "
-                    "fills the image and is the easier cue, as on ImageNet")
-        return f"the object's texture matches its shape class {self.cue_agreement:.0%} of the time"
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/captum_wsam`` or ``~/.cache/captum_wsam``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "captum_wsam"
-
-
-@dataclass(frozen=True)
-class DemoBudget:
-    """How much work the demo does: image side, data set sizes, epochs and evaluation sizes.
-
-    Args:
-        size: image side in pixels (32..224).
-        n_train: training images.
-        n_test: test images (and as many cue-conflict images).
-        epochs: training epochs of each model.
-        n_eval: test images of the costlier evaluations (WSAM variance, robust accuracy, parameter saliency).
-        wsam_styles: styles of WSAM.
-        pgd_steps: PGD steps of the robust-accuracy table.
-    """
-
-    size: int
-    n_train: int
-    n_test: int
-    epochs: int
-    n_eval: int
-    wsam_styles: int
-    pgd_steps: int
-
-
-QUICK = DemoBudget(size=32, n_train=1000, n_test=300, epochs=4, n_eval=48, wsam_styles=3, pgd_steps=5)
-FULL = DemoBudget(size=48, n_train=2000, n_test=600, epochs=8, n_eval=160, wsam_styles=4, pgd_steps=10)
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Settings of :func:`run_demo`. ``quick`` shrinks every step (:data:`QUICK`, < 60 s on two CPU cores); the full
-    run (:data:`FULL`) trains every model to at least 90 % clean test accuracy (< 5 min on two cores, no cache).
-
-    Args:
-        out: report folder; created, or replaced as a whole if it holds an earlier demo report.
-        size: image side in pixels, 32..224 (``None``: the budget's, 32 in quick mode, 48 in full mode).
-        quick: the small run.
-        seed: seed of the data, the initial weights and the shuffling.
-        progress: show progress bars (the stage lines are printed either way).
-        cache_dir: folder of the trained-model cache (``None``: no cache).
-        data: the data set and style augmentation (:class:`DemoData`).
-        budget: explicit :class:`DemoBudget` (``None``: :data:`QUICK` or :data:`FULL`).
-    """
-
-    out: Path = Path("demo_out")
-    size: int | None = None
-    quick: bool = False
-    seed: int = 0
-    progress: bool = True
-    cache_dir: Path | None = field(default_factory=default_cache_dir)
-    data: DemoData = field(default_factory=DemoData)
-    budget: DemoBudget | None = None
-
-    @property
-    def plan(self) -> DemoBudget:
-        """The budget in force (``size`` overriding its image side)."""
-        budget = self.budget if self.budget is not None else QUICK if self.quick else FULL
-        return budget if self.size is None else replace(budget, size=self.size)
-
-
-def check_config(config: DemoConfig) -> DemoConfig:
-    """Validate every setting and the output folder before any work; return the config with ``out`` resolved.
-
-    Raises:
-        TypeError: a setting of the wrong type.
-        ValueError: ``size`` outside [32, 224], a negative ``seed``, or an ``out`` that is a file, a folder this demo
-            did not write (and not empty), or inside an unwritable folder.
-    """
-    if not isinstance(config, DemoConfig):
-        raise TypeError(f"config must be a DemoConfig, got {type(config).__name__}")
-    if config.size is not None and (isinstance(config.size, bool) or not isinstance(config.size, int)):
-        raise TypeError(f"size must be an int, got {type(config.size).__name__}")
-    if config.size is not None and not 32 <= config.size <= 224:
-        raise ValueError(f"size must lie in [32, 224], got {config.size}")
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {config.seed!r}")
-    if not isinstance(config.data, DemoData):
-        raise TypeError(f"data must be a DemoData, got {type(config.data).__name__}")
-    if config.budget is not None and not isinstance(config.budget, DemoBudget):
-        raise TypeError(f"budget must be a DemoBudget, got {type(config.budget).__name__}")
-    for name, value in asdict(config.plan).items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"budget.{name} must be a positive int, got {value!r}")
-    if not 32 <= config.plan.size <= 224:
-        raise ValueError(f"budget.size must lie in [32, 224], got {config.plan.size}")
-    out = Path(config.out).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a folder, got the file '{out}'")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise ValueError(f"out '{out}' is a non-empty folder that the demo did not write; the demo replaces its output "
-                         "folder as a whole, so choose a new or empty folder")
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"out '{out}' cannot be written: '{parent}' is not a writable folder")
-    return replace(config, out=out)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Files: atomic writes into a staging folder that replaces the report folder as a whole
-# ---------------------------------------------------------------------------------------------------------------------
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(temporary_path)`` next to ``path``, then rename it to ``path`` (the old file, if any, is replaced
-    in one step; on error the temporary file is removed and ``path`` is untouched)."""
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        write(temporary)
-        temporary.chmod(0o666 & ~_umask())  # mkstemp's 0600 -> what a plain open() would have given
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def staged_folder(out: Path) -> Iterator[Path]:
-    """A fresh staging folder next to ``out``; on success it replaces ``out`` as a whole, on error it is removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.staging-*"):  # left by a killed run
-        if (stale / MARKER).exists():
-            shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
-    staging.chmod(0o777 & ~_umask())
-    (staging / MARKER).write_text("written by `captum-wsam demo`; the next run replaces this folder as a whole\n")
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.replace(out, old / out.name)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@dataclass
-class Report:
-    """Markdown lines, figures and numbers collected while the demo runs; written into ``folder``."""
-
-    folder: Path
-    lines: list[str] = field(default_factory=list)
-    numbers: dict[str, float] = field(default_factory=dict)
-    figures: list[str] = field(default_factory=list)
-
-    def section(self, title: str, *text: str) -> None:
-        self.lines += ["", f"## {title}", "", *text]
-
-    def table(self, header: list[str], rows: list[list[Any]]) -> None:
-        def cell(value: Any) -> str:
-            return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-        self.lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        self.lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-
-    def figure(self, fig: Any, name: str, caption: str) -> None:
-        """Save ``fig`` as ``name.png`` (atomically) with a one-sentence caption of what to look for."""
-        atomic_write(self.folder / f"{name}.png", lambda tmp: fig.savefig(tmp, format="png", dpi=90,
-                                                                          bbox_inches="tight"))
-        plt.close(fig)
-        self.figures.append(name)
-        self.lines += ["", f"![{name}]({name}.png)", "", f"*{caption}*"]
-
-    def write(self, header: list[str]) -> Path:
-        text = "\n".join([*header, *self.lines, ""])
-        return atomic_write(self.folder / "report.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Training, with one line per epoch and per model, and the cache
-# ---------------------------------------------------------------------------------------------------------------------
-def say(message: str) -> None:
-    """Print a stage line that stays on screen (above any progress bar)."""
-    tqdm.write(message)
-
-
-def _code_fingerprint() -> str:
-    """SHA-256 of the source files that determine a trained model (data, models, augmentations, attacks, training)."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for sub in ("data", "models", "augment", "attacks", "train"):
-        for path in sorted((root / sub).rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _cache_key(cfg: DemoConfig, name: str) -> str:
-    settings = {"model": name, "data": asdict(cfg.data), "size": cfg.plan.size, "n_train": cfg.plan.n_train,
-                "epochs": cfg.plan.epochs, "seed": cfg.seed, "recipe": [LEARNING_RATE, BATCH_SIZE],
-                "version": __version__, "torch": torch.__version__,
-                "code": _code_fingerprint()}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _epoch_line(name: str, position: int, epochs: int) -> Callable[[Any, dict[str, float]], None]:
-    def callback(_: Any, record: dict[str, float]) -> None:
-        say(f"training {TITLES[name]} ({position}/{len(MODELS)}): epoch {int(record['epoch'])}/{epochs}, "
-            f"loss {record['loss']:.3f}, acc {record['accuracy']:.3f} ({record.get('time', float('nan')):.1f} s)")
-
-    return callback
-
-
-def _train(name: str, model: nn.Module, train: ShapesTextures, cfg: DemoConfig) -> list[dict[str, float]]:
-    # the same recipe for the three: AdamW with a one-cycle schedule (as train_classifier), one line per epoch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=1e-4)
-    steps = cfg.plan.epochs * math.ceil(len(train) / BATCH_SIZE)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LEARNING_RATE, total_steps=steps)
-    common = {"scheduler": scheduler, "scheduler_step": "batch", "progress": cfg.progress, "seed": cfg.seed,
-              "callbacks": [_epoch_line(name, MODELS.index(name) + 1, cfg.plan.epochs)]}
-    if name == "sat":
-        trainer: AdversarialTrainer = SATTrainer(model, optimizer, eps=4 / 255, weak_saliency="mask", **common)
-    else:
-        augment = cfg.data.style_augment() if name == "style" else None
-        trainer = AdversarialTrainer(model, optimizer, augment=augment, **common)
-    return trainer.fit(train, cfg.plan.epochs, batch_size=BATCH_SIZE)
-
-
-def trained_model(name: str, train: ShapesTextures, cfg: DemoConfig) -> tuple[nn.Module, bool]:
-    """The model ``name`` trained on ``train`` (from the cache when it holds one for these settings), in eval mode;
-    and whether it came from the cache."""
-    torch.manual_seed(cfg.seed)
-    model = SmallCNN(num_classes=train.num_classes)
-    path = None if cfg.cache_dir is None else Path(cfg.cache_dir) / "demo" / f"{name}-{_cache_key(cfg, name)}.pt"
-    if path is not None and path.is_file():
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
-            say(f"training {TITLES[name]} ({MODELS.index(name) + 1}/{len(MODELS)}): loaded from the cache {path}")
-            return model.eval(), True
-        except Exception as error:  # a damaged cache entry is rebuilt, not fatal
-            say(f"cache entry {path} unreadable ({type(error).__name__}: {error}); training again")
-    history = _train(name, model, train, cfg)
-    model.eval()
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            state = {"model": model.state_dict(), "history": history}
-            atomic_write(path, lambda tmp: torch.save(state, tmp))
-        except OSError as error:  # an unwritable cache costs time on the next run, nothing else
-            say(f"could not write the cache entry {path}: {error}")
-    return model, False
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------------------------------
-def _image(image: Tensor) -> np.ndarray:
-    return image.detach().permute(1, 2, 0).clamp(0, 1).cpu().numpy()
-
-
-def _show(ax: Any, image: Tensor, title: str = "") -> None:
-    ax.imshow(_image(image), interpolation="nearest")
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-
-
-def _heat(ax: Any, image: Tensor, heat: Tensor, title: str, symmetric: bool = False) -> Any:
-    """Heat map over a grey copy of ``image``: ``symmetric`` uses a diverging map centred on 0 (red +, blue -) and
-    scaled to the 99th percentile of :math:`|R|`, else ``inferno`` on [0, max]. Returns the mappable (colour bar)."""
-    heat = heat.detach().float().cpu()
-    ax.imshow(_image(image).mean(-1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    if symmetric:
-        scale = float(torch.quantile(heat.abs().flatten(), 0.99).clamp(min=1e-12))
-        mappable = ax.imshow((heat / scale).clamp(-1, 1).numpy(), cmap="seismic", vmin=-1, vmax=1, alpha=0.75,
-                             interpolation="nearest")
-    else:
-        scale = float(heat.max().clamp(min=1e-12))
-        mappable = ax.imshow((heat / scale).clamp(0, 1).numpy(), cmap="inferno", vmin=0, vmax=1, alpha=0.6,
-                             interpolation="bilinear")
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-    return mappable
-
-
-def _colorbar(fig: Any, mappable: Any, axes: Any, label: str) -> None:
-    bar = fig.colorbar(mappable, ax=axes, shrink=0.6, pad=0.02)
-    bar.set_label(label, fontsize=8)
-    bar.ax.tick_params(labelsize=7)
-
-
-def _bar_labels(ax: Any, bars: Any, values: list[float]) -> None:
-    for bar, value in zip(bars, values):
-        ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+from ..attr import SAM, WSAM, LRPAlphaBeta, ParameterSaliency
+from ..data import ShapesTextures
+from ..metrics import relevance_mass_accuracy, robust_accuracy, shape_bias, wsam_variance
+from ..train import accuracy, predict
+from .config import (
+    ACCURACY_TARGET,
+    MODELS,
+    TITLES,
+    DemoConfig,
+    check_config,
+)
+from .report import (
+    Report,
+    _bar_labels,
+    _colorbar,
+    _heat,
+    _show,
+    say,
+    staged_folder,
+)
+from .training import (
+    trained_model,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -758,17 +410,5 @@ def run_demo(config: DemoConfig) -> dict[str, float]:
     return numbers
 
 
-__all__ = [
-    "FULL",
-    "QUICK",
-    "DemoBudget",
-    "DemoConfig",
-    "DemoData",
-    "Report",
-    "atomic_write",
-    "check_config",
-    "default_cache_dir",
-    "run_demo",
-    "staged_folder",
-    "trained_model",
-]
+
+__all__ = ["run_demo"]
