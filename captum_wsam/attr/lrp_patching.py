@@ -23,6 +23,8 @@ from typing import Any
 
 from torch import nn
 
+from .._state import exclusive
+
 
 class _Dispatch:
     """The ``forward`` installed on a patched module: each thread runs its own patch (or the module's own forward)."""
@@ -123,7 +125,9 @@ def own_forward(module: nn.Module) -> Callable[..., Any]:
 @contextmanager
 def shared_eval_mode(model: nn.Module) -> Iterator[None]:
     """Every submodule in eval mode while at least one caller (of any thread) is inside; the first caller's flags are
-    restored by the last one out (reentrant, thread-safe; :func:`captum_wsam._state.eval_mode` is neither).
+    restored by the last one out (reentrant, thread-safe; :func:`captum_wsam._state.eval_mode` is neither). Holds the
+    model's lock (:func:`captum_wsam._state.exclusive`) meanwhile, so calls on one model are serialized across
+    methods and threads.
 
     Examples:
         >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
@@ -133,21 +137,24 @@ def shared_eval_mode(model: nn.Module) -> Iterator[None]:
         >>> model.training
         True
     """
-    with _LOCK:
-        entry = _EVAL.get(model)
-        if entry is None:
-            entry = _EVAL[model] = [0, [(m, m.training) for m in model.modules()]]
-            model.eval()
-        entry[0] += 1
-    try:
-        yield
-    finally:
+    # The model's own lock (captum_wsam._state) serializes this with SAM/WSAM/ParameterSaliency guards in other
+    # threads, so that no method records another's temporary flags as the ones to restore.
+    with exclusive(model):
         with _LOCK:
-            entry[0] -= 1
-            if entry[0] == 0:
-                del _EVAL[model]
-                for module, flag in entry[1]:
-                    module.training = flag
+            entry = _EVAL.get(model)
+            if entry is None:
+                entry = _EVAL[model] = [0, [(m, m.training) for m in model.modules()]]
+                model.eval()
+            entry[0] += 1
+        try:
+            yield
+        finally:
+            with _LOCK:
+                entry[0] -= 1
+                if entry[0] == 0:
+                    del _EVAL[model]
+                    for module, flag in entry[1]:
+                        module.training = flag
 
 
 __all__ = [

@@ -82,3 +82,37 @@ def test_threads_on_one_model(name: str) -> None:
             torch.testing.assert_close(out, expected[index])
     with torch.no_grad():  # the model still runs as before (no stale patches), in train mode
         assert model.training and model(batches[0][0]).shape == (2, 6)
+
+
+def test_sam_and_lrp_threads_on_one_model() -> None:
+    """Different methods at once: SAM's guards and LRP's shared eval mode must not restore each other's flags."""
+    from captum_wsam.attr import LRP, EpsilonPlus
+
+    model = train_mode_model()
+    sam, lrp = make_call("sam", model), LRP(model, composite=EpsilonPlus())
+    torch.manual_seed(2)
+    x, t = torch.rand(2, 3, 32, 32), torch.randint(0, 6, (2,))
+    snapshot = ModelSnapshot.take(model)
+    expected = {"sam": sam(x, t), "lrp": lrp.attribute(x, target=t)}
+    calls = {"sam": lambda: sam(x, t), "lrp": lambda: lrp.attribute(x, target=t)}
+    errors: list[BaseException] = []
+    outputs: dict[str, list[Tensor]] = {"sam": [], "lrp": []}
+
+    def work(name: str) -> None:
+        try:
+            for _ in range(CALLS):
+                outputs[name].append(calls[name]())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in ("sam", "lrp", "sam", "lrp")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert_nothing_left(model, snapshot, "SAM and LRP in 4 threads")
+    for name, results in outputs.items():
+        assert len(results) == 2 * CALLS
+        for out in results:
+            torch.testing.assert_close(out, expected[name])
