@@ -50,7 +50,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_images, check_in_range, check_positive_int, check_target, check_type
+from .._checks import (
+    check_choice,
+    check_finite,
+    check_images,
+    check_in_range,
+    check_positive_int,
+    check_target,
+    check_type,
+)
 from .._state import eval_mode, kept_buffers, untouched
 from .._typing import TargetType
 from .faithfulness_results import DeletionInsertionResult, ROADResult, plot_faithfulness  # re-exported
@@ -121,7 +129,10 @@ def _check_common(model: Any, inputs: Any, attributions: Any, softmax: Any, batc
                   attribute_kwargs: Any, progress: Any) -> None:
     _check_model(model)
     check_images(inputs, "inputs")
+    check_finite(inputs, "inputs")
     _check_source(attributions, inputs)
+    if isinstance(attributions, Tensor):
+        check_finite(attributions, "attributions")
     check_type(softmax, "softmax", bool)
     if batch_size is not None:
         check_positive_int(batch_size, "batch_size")

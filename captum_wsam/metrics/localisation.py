@@ -36,7 +36,7 @@ import torch
 from captum.attr import LayerAttribution
 from torch import Tensor
 
-from .._checks import check_positive_int, check_tensor, check_type
+from .._checks import check_finite, check_positive_int, check_tensor, check_type
 from ..data.functional import mask_to_box
 
 
@@ -136,6 +136,7 @@ def _prepare(attributions: Any, masks: Any, absolute: bool) -> tuple[Tensor, Ten
     if isinstance(attributions, tuple) and len(attributions) == 1:
         attributions = attributions[0]
     check_tensor(attributions, "attributions", ndim=(3, 4), floating=True)
+    check_finite(attributions, "attributions")
     check_type(absolute, "absolute", bool)
     check_type(masks, "masks", Tensor)
     size = None if masks.dim() != 2 else tuple(attributions.shape[-2:])

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_positive_int, check_type
+from .._checks import check_choice, check_finite, check_positive_int, check_type
 from .._state import eval_mode
 from ..data.batches import as_loader, renamed_data_argument
 from ..data.cue_conflict import CueConflictFolder, imagenet_to_geirhos16
@@ -118,6 +118,7 @@ def shape_bias(
                 raise ValueError("data must yield (images, labels, info) batches with cue labels in info")
             images, _, info = batch
             shape, texture = _cue_labels(info, "data")
+            check_finite(images, "data images")
             logits = model(images.to(device))
             if protocol == "geirhos":
                 logits = imagenet_to_geirhos16(logits.softmax(dim=1))

@@ -374,3 +374,17 @@ def test_old_module_re_exports_the_split_modules():
     for module in (perturbation, faithfulness_results):
         for name in module.__all__:
             assert getattr(faithfulness, name) is getattr(module, name), name
+
+
+def test_non_finite_inputs_and_attributions_are_rejected() -> None:
+    from captum_wsam.metrics import deletion_insertion
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    x, maps = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        deletion_insertion(model, bad, maps, target=0, progress=False)
+    maps[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="attributions must be finite"):
+        deletion_insertion(model, x, maps, target=0, progress=False)

@@ -218,3 +218,12 @@ def test_bad_options():
         relevance_mass_accuracy(attributions, masks, absolute=1)
     with pytest.raises(TypeError, match="use_box must be bool"):
         energy_pointing_game(attributions, masks, use_box="yes")
+
+
+def test_non_finite_attributions_are_rejected() -> None:
+    from captum_wsam.metrics import pointing_game
+
+    maps, masks = torch.rand(2, 8, 8), torch.rand(2, 8, 8) > 0.5
+    maps[1, 3, 3] = float("inf")
+    with pytest.raises(ValueError, match="attributions must be finite"):
+        pointing_game(maps, masks)

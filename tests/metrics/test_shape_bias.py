@@ -83,3 +83,10 @@ def test_bad_inputs(conflict: ShapesTextures) -> None:
     plain = ShapesTextures(n=4, size=32, return_info=False)
     with pytest.raises(ValueError, match="data must yield"):
         shape_bias(model, plain)
+
+
+def test_non_finite_images_are_rejected(conflict: ShapesTextures) -> None:
+    image, label, info = conflict[0]
+    image[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="data images must be finite"):
+        shape_bias(SmallCNN(width=4, depth=2), DataLoader([(image, label, info)], batch_size=1))
