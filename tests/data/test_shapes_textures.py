@@ -160,7 +160,7 @@ def test_texture_shortcut_makes_a_smallcnn_texture_biased():
 
     torch.manual_seed(0)
     model = SmallCNN()
-    train_classifier(model, ShapesTextures(n=1200, size=64, texture_shortcut=True, seed=0), epochs=4, lr=5e-3,
+    train_classifier(model, ShapesTextures(n=1200, size=48, texture_shortcut=True, seed=0), epochs=5, lr=5e-3,
                      progress=False)
-    assert accuracy(model, ShapesTextures(n=300, size=64, texture_shortcut=True, seed=1)) > 0.9
-    assert shape_bias(model, ShapesTextures(n=300, size=64, texture_shortcut=True, cue_conflict=True, seed=2)) <= 0.35
+    assert accuracy(model, ShapesTextures(n=300, size=48, texture_shortcut=True, seed=1)) > 0.85  # it learned
+    assert shape_bias(model, ShapesTextures(n=300, size=48, texture_shortcut=True, cue_conflict=True, seed=2)) <= 0.35
