@@ -37,7 +37,7 @@ from .._checks import (
 from .._compat import _format_additional_forward_args, _select_targets
 from .._state import hook_handles
 from .._typing import TargetType
-from .lrp_alpha_beta import LRPAlphaBeta, _single_input, unsupported_layers
+from .lrp_alpha_beta import LRPAlphaBeta, _single_input, convergence_delta, unsupported_layers
 from .lrp_alpha_beta_propagation import FIRST_LAYER_RULES, SUPPORTED_TYPES, AlphaBetaRule
 from .lrp_alpha_beta_propagation import MAX_POOL_RULES as MAX_POOL_RULES
 from .lrp_alpha_beta_propagation import MAX_POOL_TYPES as MAX_POOL_TYPES
@@ -230,9 +230,7 @@ class LRP(GradientAttribution):
             >>> lrp.compute_convergence_delta(torch.ones(2, 3), torch.tensor([3.0, 2.5])).tolist()
             [0.0, 0.5]
         """
-        parts = attributions if isinstance(attributions, tuple) else (attributions,)
-        total = sum(part.reshape(len(part), -1).sum(1) for part in parts)
-        return total - output.reshape(len(parts[0]), -1).sum(1)
+        return convergence_delta(attributions, output)
 
 
 class LayerLRP(LRP, LayerAttribution):

@@ -90,6 +90,27 @@ def unsupported_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+def convergence_delta(attributions: Tensor | tuple[Tensor, ...], output: Tensor) -> Tensor:
+    r"""Relevance absorbed (biases) or created, per sample: :math:`\Delta = \sum_i R_i - f_c(x)`.
+
+    Shared by :class:`LRPAlphaBeta`, :class:`~captum_wsam.attr.LRP` and :class:`~captum_wsam.attr.LayerLRP`.
+
+    Args:
+        attributions: relevance of shape :math:`(B, \dots)`, or a tuple of such.
+        output: the target outputs :math:`f_c(x)`, shape :math:`(B,)` or :math:`(B, 1)`.
+
+    Returns:
+        :math:`(B,)`.
+
+    Examples:
+        >>> convergence_delta(torch.ones(2, 3), torch.tensor([3.0, 2.5])).tolist()
+        [0.0, 0.5]
+    """
+    parts = attributions if isinstance(attributions, tuple) else (attributions,)
+    total = sum(part.reshape(len(part), -1).sum(1) for part in parts)
+    return total - output.reshape(len(parts[0]), -1).sum(1)
+
+
 class LRPAlphaBeta(GradientAttribution):
     r"""Layer-wise relevance propagation with the αβ rule (Bach et al. 2015), as a Captum ``GradientAttribution``.
 
@@ -284,9 +305,7 @@ class LRPAlphaBeta(GradientAttribution):
             >>> lrp.compute_convergence_delta(torch.ones(2, 3), torch.tensor([3.0, 2.5])).tolist()
             [0.0, 0.5]
         """
-        parts = attributions if isinstance(attributions, tuple) else (attributions,)
-        total = sum(part.reshape(len(part), -1).sum(1) for part in parts)
-        return total - output.reshape(len(parts[0]), -1).sum(1)
+        return convergence_delta(attributions, output)
 
     def _check_box(self, inputs: Tensor) -> None:
         for bound, name in ((self.low, "low"), (self.high, "high")):
@@ -336,5 +355,6 @@ def _single_input(inputs: Any) -> tuple[Tensor, bool]:
 
 __all__ = [
     "LRPAlphaBeta",
+    "convergence_delta",
     "unsupported_layers",
 ]
