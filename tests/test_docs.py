@@ -4,6 +4,7 @@ every Python snippet of the README runs as written."""
 from __future__ import annotations
 
 import doctest
+import html
 import importlib.util
 import re
 import subprocess
@@ -101,3 +102,139 @@ def test_rst_converter_on_a_google_docstring() -> None:
 def test_readme_snippet_runs(snippet: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "README.md", "exec"), {"__name__": "__readme__"})
+
+
+# --- the tutorials' notebooks rendered as pages (docs/hooks/notebooks.py) ---------------------------------------------
+
+NOTEBOOKS = sorted((ROOT / "tutorials").glob("*.ipynb"))
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".svg": None}
+
+
+def _load_notebook_hook():
+    spec = importlib.util.spec_from_file_location("notebooks_hook", ROOT / "docs" / "hooks" / "notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _page_body(page: Path) -> str:
+    text = page.read_text()
+    return text[text.index('<div role="main"') : text.index("<footer")]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_rendered_as_a_page(site: Path, notebook: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    from PIL import Image
+
+    nb = nbformat.read(notebook, as_version=4)
+    page = site / "tutorials" / notebook.stem / "index.html"
+    assert page.is_file(), f"no page for {notebook.name}"
+    body = _page_body(page)
+    assert "cell_type" not in body and '"outputs":' not in body  # no raw notebook JSON
+    assert "\x1b" not in body and "[0;31m" not in body  # no ANSI escape code
+    # every figure of the notebook is on the page, as a file of the site that is a valid image of its type
+    figures = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if o.output_type in ("display_data", "execute_result") and "text/html" not in o.data
+               and any(m in o.data for m in ("image/png", "image/jpeg", "image/svg+xml"))]
+    sources = re.findall(r'<img alt="([^"]+)" src="([^"]+)"', body)
+    assert len(figures) >= 1 and len(sources) == len(figures), (notebook.name, len(figures), sources)
+    for alt, src in sources:
+        assert src.startswith(f"../{notebook.stem}_files/") and alt.startswith("Figure"), (alt, src)
+        image = (page.parent / src).resolve()
+        assert image.is_file() and image.is_relative_to(site), src
+        if IMAGE_FORMATS[image.suffix] is not None:
+            with Image.open(image) as opened:
+                assert opened.format == IMAGE_FORMATS[image.suffix], src
+                opened.verify()
+    # the code of every code cell, highlighted; the text printed by the first one that prints
+    code_cells = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert body.count('<div class="codehilite">') == len(code_cells)
+    printed = next(o.text for c in code_cells for o in c.outputs if o.output_type == "stream" and o.text.strip())
+    assert html.escape(printed.strip().splitlines()[0].strip(), quote=False) in body
+    # the note at the top links to the notebook, which the site serves as it is in the repository
+    assert f'href="../{notebook.stem}.ipynb"' in body and f"execute_notebooks.py {notebook.stem}" in body
+    assert (site / "tutorials" / notebook.name).read_bytes() == notebook.read_bytes()
+    # the page is in the navigation and on the overview page
+    assert f'href="tutorials/{notebook.stem}/"' in (site / "index.html").read_text()
+    assert f'href="{notebook.stem}/"' in _page_body(site / "tutorials" / "index.html")
+
+
+def test_notebook_maths_is_rendered(site: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    checked = 0
+    for notebook in NOTEBOOKS:
+        nb = nbformat.read(notebook, as_version=4)
+        markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        inline = re.findall(r"(?<![$\\])\$([^$\n]+)\$(?!\$)", markdown)
+        if not inline:
+            continue
+        body = _page_body(site / "tutorials" / notebook.stem / "index.html")
+        for formula in inline:  # each one as an arithmatex span that the offline MathJax typesets
+            assert f'<span class="arithmatex">\\({html.escape(formula, quote=False)}\\)</span>' in body, formula
+        assert "$" not in re.sub(r'<div class="[^"]*codehilite">.*?</div>', "", body, flags=re.S), notebook.name
+        checked += 1
+    assert checked >= 2  # LRP_alpha_beta, ParameterSaliency, SAM_WSAM and SAT_LPA3 have maths
+    assert "assets/mathjax/tex-svg-full.js" in (site / "tutorials" / "SAM_WSAM" / "index.html").read_text()
+
+
+def test_notebook_to_markdown_on_a_small_notebook() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    import base64
+    import io
+
+    import markdown as python_markdown
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 10, 10)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    v4 = nbformat.v4
+    cells = [
+        v4.new_markdown_cell("# Small\n\nThe loss $\\mathcal{L}(x) = x^2$ is\n- convex\n- smooth"),
+        v4.new_code_cell("for i in range(3):\n    print(i)", outputs=[
+            v4.new_output("stream", name="stdout", text="0\n1\n"),
+            v4.new_output("stream", name="stdout", text="2\n"),  # one stream, one block
+            v4.new_output("stream", name="stderr", text="\x1b[33mUserWarning\x1b[0m: careful\n"),
+            v4.new_output("stream", name="stdout", text="10%\r50%\r100%\n"),
+        ]),
+        v4.new_raw_cell("not shown"),
+        v4.new_code_cell("plt.show()", outputs=[
+            v4.new_output("display_data", data={"image/png": base64.b64encode(png).decode(),
+                                                "text/plain": "<Figure size 4x3 with 1 Axes>"}),
+            v4.new_output("execute_result", data={"text/plain": "```tensor(1.)```"}, execution_count=2),
+            v4.new_output("display_data", data={"text/html": "<table><tr><td>7</td></tr></table>",
+                                                "text/plain": "table"}),
+        ]),
+        v4.new_code_cell("print(*range(100), sep='\\n')", outputs=[
+            v4.new_output("stream", name="stdout", text="".join(f"line {i}\n" for i in range(100)))]),
+        v4.new_code_cell("1 / 0", outputs=[v4.new_output(
+            "error", ename="ZeroDivisionError", evalue="division by zero",
+            traceback=["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"])]),
+    ]
+    nb = v4.new_notebook(cells=cells)
+    nbformat.validate(nb)
+    module = _load_notebook_hook()
+    assert doctest.testmod(module).failed == 0
+    markdown, images = module.notebook_to_markdown(nb, "Small_files")
+
+    assert images == {"cell03_output0.png": png}  # the PNG's bytes, unchanged
+    assert '![Figure 1 output by cell 3 of the notebook (section “Small”)](Small_files/cell03_output0.png)' in markdown
+    assert "<Figure size" not in markdown  # the figure's text/plain stand-in is not shown
+    assert "```python\nfor i in range(3):\n    print(i)\n```" in markdown
+    assert "```{ .text .nb-output }\n0\n1\n2\n```" in markdown  # consecutive stdout outputs as one block
+    assert "```{ .text .nb-stderr }\nUserWarning: careful\n```" in markdown  # ANSI codes stripped
+    assert "```{ .text .nb-output }\n100%\n```" in markdown  # a progress line as the terminal shows it
+    assert "````{ .text .nb-output }\n```tensor(1.)```\n````" in markdown  # the fence is longer than the text's
+    assert '<div class="nb-output">\n<table><tr><td>7</td></tr></table>\n</div>' in markdown
+    assert "line 39\n[... 45 lines omitted ...]\nline 85" in markdown and "line 40" not in markdown
+    assert "```{ .text .nb-error }\n---------\nZeroDivisionError: division by zero\n```" in markdown
+    assert "\x1b" not in markdown and "not shown" not in markdown
+
+    html_page = python_markdown.markdown(markdown, extensions=[
+        "fenced_code", "codehilite", "tables", "pymdownx.arithmatex"], extension_configs={
+        "pymdownx.arithmatex": {"generic": True}})
+    assert '<span class="arithmatex">\\(\\mathcal{L}(x) = x^2\\)</span>' in html_page
+    assert "<ul>\n<li>convex</li>" in html_page  # a list right after a paragraph line, as Jupyter shows it
+    assert '<img alt="Figure 1' in html_page and 'src="Small_files/cell03_output0.png"' in html_page
+    assert '<div class="nb-error codehilite">' in html_page and "<table><tr><td>7</td></tr></table>" in html_page
