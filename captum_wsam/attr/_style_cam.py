@@ -40,6 +40,7 @@ from .._checks import (
 from .._compat import compute_layer_gradients_and_eval, format_additional_forward_args, select_targets
 from .._state import eval_mode, frozen_parameters, kept_buffers, untouched
 from .._typing import ForwardFunc, TargetType
+from ..augment.pixel_space import PixelSpace
 from .adapters import ReshapeTransform, logits_of
 from .functional import grad_cam_map
 
@@ -155,74 +156,34 @@ def format_images(inputs: Any, name: str = "inputs") -> tuple[tuple[Tensor, ...]
     return images, is_tuple
 
 
-class PixelSpace:
-    """Where styling happens: [0, 1] pixels, reached from normalized model inputs through ``(mean, std)``.
+def augment_normalization(normalization: Any, augment: Any, name: str = "normalization") -> Any:
+    """The normalization SAM/WSAM work with, given their own and the augment's (``StyleAugment(normalization=)``).
 
-    torchattacks' ``set_normalization_used(mean, std)`` convention: with a normalization, inputs (and what the model
-    sees) are :math:`x = (p - \\mu) / s`; styling works on :math:`p = x s + \\mu`. Without one, inputs are pixels.
-
-    .. math:: p = x\\,s + \\mu, \\qquad x = (p - \\mu) / s
-
-    Args:
-        normalization: ``None`` or ``(mean, std)``, per-channel sequences or tensors.
-
-    Examples:
-        >>> space = PixelSpace(((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
-        >>> x = torch.zeros(1, 3, 2, 2)
-        >>> pixels = space.to_pixels(x)
-        >>> bool(torch.equal(pixels, torch.full_like(x, 0.5))), bool(torch.equal(space.to_model(pixels), x))
-        (True, True)
+    A normalized augment implies normalized inputs: its ``(mean, std)`` is taken when ``normalization`` is ``None``;
+    both given, they must agree.
     """
+    own = getattr(augment, "normalization", None)
+    if own is None or normalization is None:
+        return normalization if own is None else own
+    check_normalization(normalization, name=name)
+    if not all(torch.equal(torch.as_tensor(a, dtype=torch.float64).reshape(-1),
+                           torch.as_tensor(b, dtype=torch.float64).reshape(-1))
+               for a, b in zip(normalization, own)):
+        raise ValueError(f"{name}={normalization!r} differs from the augment's normalization={own!r}; give it once "
+                         "(on the augment or here) or make them equal")
+    return normalization
 
-    def __init__(self, normalization: Any = None) -> None:
-        check_normalization(normalization)
-        self.normalization = normalization
-        if normalization is None:
-            self.mean: Tensor | None = None
-            self.std: Tensor | None = None
-        else:
-            self.mean, self.std = (torch.as_tensor(part, dtype=torch.float64).detach().reshape(-1, 1, 1)
-                                   for part in normalization)
 
-    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        assert self.mean is not None and self.std is not None
-        channels = like.shape[-3]  # (..., C, H, W): batches and WSAM's (S, A, B, C, H, W) grids alike
-        if self.mean.shape[0] not in (1, channels) or self.std.shape[0] not in (1, channels):
-            raise ValueError(f"normalization must hold 1 or {channels} values per statistic for inputs of shape "
-                             f"{tuple(like.shape)}, got mean {self.mean.reshape(-1).tolist()} and std "
-                             f"{self.std.reshape(-1).tolist()}")
-        return self.mean.to(like), self.std.to(like)
+def pixel_stylizer(augment: Any, stylize: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """``stylize`` (a call on ``augment``) as a function of [0, 1] pixels, whatever space ``augment`` works in.
 
-    def to_pixels(self, inputs: Tensor) -> Tensor:
-        """:math:`p = x s + \\mu` (identity without normalization)."""
-        if self.mean is None:
-            return inputs
-        mean, std = self._stats(inputs)
-        return inputs * std + mean
-
-    def to_model(self, pixels: Tensor) -> Tensor:
-        """:math:`x = (p - \\mu) / s` (identity without normalization)."""
-        if self.mean is None:
-            return pixels
-        mean, std = self._stats(pixels)
-        return (pixels - mean) / std
-
-    def check_range(self, pixels: Tensor, name: str = "inputs", tol: float = 1e-5) -> None:
-        """Raise a ``ValueError`` naming the argument (suggesting ``normalization=``) unless pixels lie in [0, 1]."""
-        low, high = float(pixels.min()), float(pixels.max())
-        if low >= -tol and high <= 1 + tol:
-            return
-        if self.mean is None:
-            raise ValueError(
-                f"{name} must be images in [0, 1] (styling works in pixel space), got values in [{low:.4g}, "
-                f"{high:.4g}]; for normalized inputs (e.g. ImageNet mean/std) pass normalization=(mean, std) so that "
-                "styling happens on the pixels and the model still sees normalized tensors (under NoiseTunnel or "
-                "sensitivity_max keep the noise small enough for the images to stay in [0, 1])"
-            )
-        raise ValueError(
-            f"{name} must be normalized images whose pixels (x * std + mean) lie in [0, 1], got pixels in "
-            f"[{low:.4g}, {high:.4g}] with normalization={self.normalization!r}; check the mean and std"
-        )
+    A normalized :class:`~captum_wsam.augment.StyleAugment` takes and returns model-space tensors: pixels are mapped
+    there and back (``PixelSpace.to_model``/``to_pixels``); any other augment is called on the pixels directly.
+    """
+    space = getattr(augment, "pixel_space", None)
+    if not isinstance(space, PixelSpace) or space.normalization is None:
+        return stylize
+    return lambda pixels: space.to_pixels(stylize(space.to_model(pixels)))
 
 
 def check_pixels(images: tuple[Tensor, ...], space: PixelSpace, name: str = "inputs") -> None:

@@ -25,10 +25,11 @@ from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from .._checks import check_grad_allowed, check_in_range, check_type
+from .._checks import check_grad_allowed, check_in_range, check_normalization, check_type
 from .._typing import ForwardFunc, TargetType
 from ._style_cam import (
     PixelSpace,
+    augment_normalization,
     bank_size,
     check_augment,
     check_forward_and_layer,
@@ -38,6 +39,7 @@ from ._style_cam import (
     format_images,
     grad_cam_and_probabilities,
     model_guard,
+    pixel_stylizer,
     replay_style,
     styled_copies,
 )
@@ -96,9 +98,10 @@ class SAM(LayerAttribution, GradientAttribution):
         normalization: Any = None,
     ) -> None:
         check_forward_and_layer(forward_func, layer)
-        self.pixel_space = PixelSpace(normalization)
+        check_normalization(normalization)
         self.reshape_transform = resolve_reshape_transform(forward_func, layer, reshape_transform)
         augment = default_augment() if augment is None else augment
+        self.pixel_space = PixelSpace(augment_normalization(normalization, augment))
         check_augment(augment)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
         GradientAttribution.__init__(self, forward_func)
@@ -183,7 +186,7 @@ class SAM(LayerAttribution, GradientAttribution):
                 return replay_style(self.augment, pixels, style, alpha)
             return self.augment.stylize(pixels, 0 if style is None else style, float(alpha))
 
-        styled = styled_copies(images, self.pixel_space, stylize)
+        styled = styled_copies(images, self.pixel_space, pixel_stylizer(self.augment, stylize))
         with model_guard(self.forward_func, *images):
             maps, _, _ = grad_cam_and_probabilities(
                 self.forward_func,

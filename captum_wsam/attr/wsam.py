@@ -25,11 +25,19 @@ from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from .._checks import check_alphas, check_choice, check_grad_allowed, check_positive_int, check_type
+from .._checks import (
+    check_alphas,
+    check_choice,
+    check_grad_allowed,
+    check_normalization,
+    check_positive_int,
+    check_type,
+)
 from .._compat import format_additional_forward_args
 from .._typing import ForwardFunc, TargetType
 from ._style_cam import (
     PixelSpace,
+    augment_normalization,
     bank_size,
     check_augment,
     check_forward_and_layer,
@@ -38,6 +46,7 @@ from ._style_cam import (
     format_images,
     grad_cam_and_probabilities,
     model_guard,
+    pixel_stylizer,
     predicted_classes,
     resolve_styles,
     select_forward_args,
@@ -107,9 +116,10 @@ class WSAM(LayerAttribution, GradientAttribution):
         self.alphas = check_alphas(alphas)
         check_positive_int(seed, "seed", allow_zero=True)
         check_type(class_per_style, "class_per_style", bool)
-        self.pixel_space = PixelSpace(normalization)
+        check_normalization(normalization)
         self.reshape_transform = resolve_reshape_transform(forward_func, layer, reshape_transform)
         augment = default_augment() if augment is None else augment
+        self.pixel_space = PixelSpace(augment_normalization(normalization, augment))
         check_augment(augment, grid=True)
         self.styles = resolve_styles(styles, bank_size(augment), seed)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
@@ -213,7 +223,7 @@ class WSAM(LayerAttribution, GradientAttribution):
             for group in chunk_slices(batch_size, images_per_group):
                 grids = styled_copies(
                     tuple(image[group] for image in images), self.pixel_space,
-                    lambda pixels: self.augment.stylize_grid(pixels, self.styles, self.alphas),
+                    pixel_stylizer(self.augment, lambda x: self.augment.stylize_grid(x, self.styles, self.alphas)),
                 )
                 group_size = grids[0].shape[2]
                 styled = tuple(grid.reshape(copies_per_image * group_size, *grid.shape[3:]) for grid in grids)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from .._checks import check_finite, check_images, check_in_range, check_range_pair, check_tensor, check_type
 from .backend import check_style_backend
+from .pixel_space import PixelSpace
 from .style_bank import StyleBank
 from .texture_transfer import TextureTransfer
 
@@ -92,10 +93,19 @@ class StyleAugment(IntensityAugmentationBase2D):
         styles: a :class:`~captum_wsam.augment.StyleBank`, style images :math:`(S, 3, H, W)`, or a folder of images;
             default: the transfer's default bank (48 procedural textures for the weight-free backends).
         style_noise: :math:`\sigma`, the style noise relative to the bank's spread (0 disables it).
+        normalization: ``None`` (inputs are [0, 1] pixels) or ``(mean, std)``, per-channel sequences or tensors
+            (torchattacks' ``set_normalization_used`` convention): inputs are normalized tensors
+            :math:`x = (p - \mu) / s`, styling happens on the pixels :math:`p = x s + \mu` and the output is
+            normalized again, :math:`o = (\operatorname{transfer}(p, \hat z, \alpha) - \mu) / s`. Use it behind
+            ``torchvision.transforms.Normalize`` (e.g. ImageNet statistics).
+
+    Raises:
+        ValueError: without ``normalization``, for inputs outside [0, 1] (the message suggests
+            ``normalization=``); with it, for inputs whose pixels fall outside [0, 1].
 
     Shape:
-        - Input: :math:`(B, 3, H, W)` or :math:`(3, H, W)`, values in [0, 1].
-        - Output: :math:`(B, 3, H, W)` in [0, 1].
+        - Input: :math:`(B, 3, H, W)` or :math:`(3, H, W)`; pixels in [0, 1] (after undoing ``normalization``).
+        - Output: the input's shape (``keepdim=True``) or :math:`(B, 3, H, W)`, in the input's space.
 
     Examples:
         >>> _ = torch.manual_seed(0)
@@ -106,6 +116,16 @@ class StyleAugment(IntensityAugmentationBase2D):
         (torch.Size([2, 3, 32, 32]), 48, ['alpha', 'style_index', 'style_noise'])
         >>> bool(aug(x, params=aug._params).equal(out)), bool(aug.stylize(x, 3, 1.0).equal(x))
         (True, True)
+
+        ImageNet-normalized inputs, as torchvision's pretrained pipelines feed them:
+
+        >>> mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        >>> normalize = lambda p: (p - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+        >>> aug = StyleAugment(p=1.0, normalization=(mean, std))
+        >>> out = aug(normalize(x))
+        >>> plain = StyleAugment(p=1.0)(x, params=aug._params)
+        >>> torch.allclose(out, normalize(plain), atol=1e-5)
+        True
     """
 
     def __init__(
@@ -117,7 +137,9 @@ class StyleAugment(IntensityAugmentationBase2D):
         transfer: nn.Module | None = None,
         styles: StyleBank | Tensor | str | os.PathLike[str] | None = None,
         style_noise: float = 0.1,
+        normalization: Any = None,
     ) -> None:
+        pixel_space = PixelSpace(normalization)  # validates normalization (names the argument)
         alpha_range = check_range_pair(alpha, "alpha", 0.0, 1.0)
         check_in_range(p, "p", 0.0, 1.0)
         check_type(same_on_batch, "same_on_batch", bool)
@@ -128,6 +150,7 @@ class StyleAugment(IntensityAugmentationBase2D):
         super().__init__(p=p, same_on_batch=same_on_batch, p_batch=1.0, keepdim=keepdim)
         self.alpha = alpha_range
         self.style_noise = float(style_noise)
+        self.pixel_space = pixel_space
         self.transfer = TextureTransfer() if transfer is None else transfer
         if styles is None:
             bank = self.transfer.default_style_bank()
@@ -143,6 +166,18 @@ class StyleAugment(IntensityAugmentationBase2D):
         self.style_bank = bank
         # A generative backend (JacksonStyleNet) draws a fresh style per image unless a finite bank is given.
         self.fresh_styles = styles is None and callable(getattr(self.transfer, "sample_styles", None))
+
+    @property
+    def normalization(self) -> Any:
+        """The ``(mean, std)`` given to the constructor, or ``None`` (inputs are [0, 1] pixels)."""
+        return self.pixel_space.normalization
+
+    def _check_pixels(self, inputs: Tensor, name: str) -> None:
+        """Raise (naming ``name``, suggesting ``normalization=``) unless the pixels of ``inputs`` lie in [0, 1]."""
+        if torch.compiler.is_compiling():  # a data-dependent raise would break torch.compile(fullgraph=True)
+            return
+        with torch.no_grad():
+            self.pixel_space.check_range(self.pixel_space.to_pixels(inputs.detach()), name)
 
     # ------------------------------------------------------------------ Kornia hooks
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, Tensor]:
@@ -198,13 +233,16 @@ class StyleAugment(IntensityAugmentationBase2D):
             raise ValueError(f"input must have 3 channels, got shape {tuple(input.shape)}")
         if not torch.compiler.is_compiling():  # a data-dependent raise would break torch.compile(fullgraph=True)
             check_finite(input, "input")
+            self._check_pixels(input, "input")
         return super().forward(input, params=params, **kwargs)
 
     # ------------------------------------------------------------------ deterministic API (SAM/WSAM)
     def _stylize(self, inputs: Tensor, styles: Tensor, alpha: Tensor) -> Tensor:
+        """Model-space ``inputs`` to pixels, the backend's transfer, back to model space; α = 1 exact identity."""
         work = inputs.float() if inputs.dtype in _LOW_PRECISION else inputs
         alpha = alpha.to(device=work.device, dtype=work.dtype)
-        out = self.transfer.render(self.transfer.prepare(work), styles.to(work), alpha)
+        pixels = self.pixel_space.to_pixels(work)
+        out = self.pixel_space.to_model(self.transfer.render(self.transfer.prepare(pixels), styles.to(work), alpha))
         out = torch.where((alpha == 1).view(-1, 1, 1, 1), work, out)
         return out.to(inputs.dtype)
 
@@ -245,7 +283,7 @@ class StyleAugment(IntensityAugmentationBase2D):
         **α = 1 returns** ``inputs`` **exactly; α = 0 is the full style.**
 
         Args:
-            inputs: :math:`(B, 3, H, W)` in [0, 1].
+            inputs: :math:`(B, 3, H, W)` in [0, 1] (normalized with ``normalization`` if one was given).
             style: a style index, or a :math:`(B,)` long tensor of indices into :attr:`style_bank`.
             alpha: a number in [0, 1] or a :math:`(B,)` tensor (may require grad).
 
@@ -259,6 +297,7 @@ class StyleAugment(IntensityAugmentationBase2D):
             (torch.Size([2, 3, 32, 32]), True)
         """
         check_images(inputs, "inputs", channels=3)
+        self._check_pixels(inputs, "inputs")
         batch = inputs.shape[0]
         index = self._style_indices(style, batch)
         alphas = self._alphas(alpha, batch, inputs).expand(batch)
@@ -274,7 +313,7 @@ class StyleAugment(IntensityAugmentationBase2D):
         :math:`S \times A` stylizations. Differentiable with respect to ``inputs`` (and ``alphas`` if a tensor).
 
         Args:
-            inputs: :math:`(B, 3, H, W)` in [0, 1].
+            inputs: :math:`(B, 3, H, W)` in [0, 1] (normalized with ``normalization`` if one was given).
             styles: :math:`S` style indices.
             alphas: :math:`A` values in [0, 1].
 
@@ -288,6 +327,7 @@ class StyleAugment(IntensityAugmentationBase2D):
             torch.Size([3, 3, 2, 3, 32, 32])
         """
         check_images(inputs, "inputs", channels=3)
+        self._check_pixels(inputs, "inputs")
         style_list = styles.reshape(-1).tolist() if isinstance(styles, Tensor) else list(styles)
         if not style_list:
             raise ValueError("styles must hold at least one style index, got an empty sequence")
@@ -300,7 +340,7 @@ class StyleAugment(IntensityAugmentationBase2D):
             raise ValueError("alphas must hold at least one value, got an empty sequence")
         batch = inputs.shape[0]
         work = inputs.float() if inputs.dtype in _LOW_PRECISION else inputs
-        content = self.transfer.prepare(work)
+        content = self.transfer.prepare(self.pixel_space.to_pixels(work))
         vectors = self.style_bank.sample(index).to(work)
         alpha_values = alpha_values.to(work.dtype)
         rows = []
@@ -308,7 +348,7 @@ class StyleAugment(IntensityAugmentationBase2D):
             row = []
             for a in range(alpha_values.numel()):
                 alpha = alpha_values[a].expand(batch)
-                out = self.transfer.render(content, vectors[s].expand(batch, -1), alpha)
+                out = self.pixel_space.to_model(self.transfer.render(content, vectors[s].expand(batch, -1), alpha))
                 row.append(torch.where((alpha == 1).view(-1, 1, 1, 1), work, out))
             rows.append(torch.stack(row))
         return torch.stack(rows).to(inputs.dtype)
