@@ -149,7 +149,8 @@ def test_notebook_rendered_as_a_page(site: Path, notebook: Path) -> None:
                 opened.verify()
     # the code of every code cell, highlighted; the text printed by the first one that prints
     code_cells = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    assert body.count('<div class="codehilite">') == len(code_cells)
+    markdown_fences = sum(c.source.count("```") // 2 for c in nb.cells if c.cell_type == "markdown")
+    assert body.count('<div class="codehilite">') == len(code_cells) + markdown_fences
     printed = next(o.text for c in code_cells for o in c.outputs if o.output_type == "stream" and o.text.strip())
     assert html.escape(printed.strip().splitlines()[0].strip(), quote=False) in body
     # the note at the top links to the notebook, which the site serves as it is in the repository
