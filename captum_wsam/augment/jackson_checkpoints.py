@@ -117,7 +117,8 @@ def fetch_checkpoints(
     """Download (if absent) and verify the three checkpoint files; return their paths.
 
     Every file, cached or freshly downloaded, is checked against its git blob id before use; a mismatch deletes the
-    file and raises ``RuntimeError``.
+    file and raises ``RuntimeError``. A failed download (offline machine) raises ``RuntimeError`` saying which files
+    to fetch by hand and in which folder to put them.
 
     Args:
         cache_dir: where to keep the files (default: ``<torch hub dir>/checkpoints/style-augmentation-0273e2e``).
@@ -139,7 +140,17 @@ def fetch_checkpoints(
     for file_name, blob_id in expected.items():
         path = folder / file_name
         if not path.exists():
-            download(f"{base_url.rstrip('/')}/{file_name}", path, progress)
+            url = f"{base_url.rstrip('/')}/{file_name}"
+            try:
+                download(url, path, progress)
+            except OSError as error:  # urllib's URLError and socket errors are OSErrors
+                raise RuntimeError(
+                    f"could not download {file_name} from {url} ({error}). Offline: on a connected machine download "
+                    f"{', '.join(sorted(expected))} from {base_url.rstrip('/')}/ and put them in {folder} "
+                    "(or pass cache_dir= to the folder holding them); or load local copies with "
+                    "JacksonStyleNet.from_checkpoints(transformer=..., predictor=..., embeddings=...). The default "
+                    "StyleAugment backends (TextureTransfer, LinearStyleTransfer) need no weights."
+                ) from error
         if not path.exists():
             raise RuntimeError(f"downloading {file_name} from {base_url} produced no file at {path}")
         actual = git_blob_sha1(path)

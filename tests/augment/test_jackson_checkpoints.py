@@ -45,3 +45,21 @@ def test_fetch_verifies_reuses_the_cache_and_deletes_a_mismatch(tmp_path: Path) 
     assert not (cache / "b.pth").exists() and (cache / "a.pth").exists()
     with pytest.raises(RuntimeError, match="produced no file"):
         fetch_checkpoints(tmp_path / "empty", progress=False, blob_ids=blob_ids, fetch=lambda *args: None)
+
+
+def test_offline_download_says_what_to_fetch_and_where(tmp_path: Path) -> None:
+    """No network: a clear RuntimeError naming the files, the folder and the offline alternative, not a URLError."""
+    import urllib.error
+
+    def offline(url: str, destination: Path, progress: bool) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    cache = tmp_path / "weights"
+    with pytest.raises(RuntimeError) as raised:
+        fetch_checkpoints(cache, progress=False, fetch=offline)
+    message = str(raised.value)
+    for expected in ("checkpoint_transformer.pth", "checkpoint_stylepredictor.pth", "checkpoint_embeddings.pth",
+                     str(cache), "JacksonStyleNet.from_checkpoints", "cache_dir="):
+        assert expected in message
+    assert isinstance(raised.value.__cause__, urllib.error.URLError)
+    assert not any(cache.iterdir())  # nothing half-written left behind
