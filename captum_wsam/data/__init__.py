@@ -1,6 +1,6 @@
 """Embedded data: procedural, seeded data sets that need no download (the default data of demos and tests)."""
 
-from .batches import as_loader, split_batch
+from .batches import IndexedDataset, as_loader, split_batch
 from .cue_conflict import GEIRHOS_CATEGORIES, CueConflictFolder, imagenet_to_geirhos16
 from .functional import SHAPES, TEXTURES
 from .shapes_textures import ShapesTextures, flip_labels, texture_swatches
@@ -10,6 +10,7 @@ __all__ = [
     "SHAPES",
     "TEXTURES",
     "CueConflictFolder",
+    "IndexedDataset",
     "ShapesTextures",
     "as_loader",
     "flip_labels",

@@ -54,6 +54,49 @@ def split_batch(batch: Any) -> tuple[Tensor, Tensor, dict[str, Any]]:
     raise TypeError(f"batch must be (images, labels) or (images, labels, info), got {type(batch).__name__}")
 
 
+class IndexedDataset(Dataset):
+    """Any ``(image, label[, info])`` Dataset with each item's position added as ``info["index"]``.
+
+    The SAT saliency cache and LP-A3's per-sample memory (Mangla et al. 2020, arXiv:2006.07828; Yang et al. 2022,
+    arXiv:2211.00824) keep one entry per training sample and find it through ``info["index"]``;
+    :class:`~captum_wsam.data.ShapesTextures` supplies it, torchvision data sets (``CIFAR10``, ``ImageFolder``...)
+    do not. Wrapping them is all it takes:
+
+    .. math:: (x_i, y_i[, \\mathrm{info}_i]) \\mapsto (x_i, y_i, \\mathrm{info}_i \\cup \\{\\mathrm{index}: i\\})
+
+    Args:
+        dataset: a map-style Dataset of ``(image, label)`` or ``(image, label, info)`` items (``info`` a dict).
+
+    Shape:
+        - an item: ``(image, label, info)`` with ``info["index"] = i`` (an ``int``; a DataLoader collates a batch's
+          into a :math:`(B,)` long tensor).
+
+    Examples:
+        >>> from torch.utils.data import TensorDataset
+        >>> data = IndexedDataset(TensorDataset(torch.zeros(5, 3, 8, 8), torch.arange(5)))
+        >>> image, label, info = data[3]
+        >>> len(data), int(label), info
+        (5, 3, {'index': 3})
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        if not isinstance(dataset, Dataset) or not callable(getattr(dataset, "__len__", None)):
+            raise TypeError(f"dataset must be a map-style torch Dataset with __len__, got {type(dataset).__name__}")
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, dict[str, Any]]:
+        item = self.dataset[index]
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+            raise TypeError(f"dataset items must be (image, label) or (image, label, info), got "
+                            f"{type(item).__name__} at index {index}")
+        info = dict(item[2]) if len(item) == 3 else {}
+        info["index"] = int(index)
+        return item[0], item[1], info
+
+
 def as_loader(
     data: Dataset | DataLoader,
     batch_size: int = 64,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from captum_wsam.data import ShapesTextures
+from captum_wsam.data import IndexedDataset, ShapesTextures
 from captum_wsam.data.batches import as_loader, renamed_data_argument, split_batch
 
 
@@ -53,3 +53,26 @@ def test_renamed_data_argument():
         count("m", data=[1], loader=[2])
     with pytest.raises(TypeError, match="no parameter 'data'"):
         renamed_data_argument("loader")(lambda loader: loader)
+
+
+def test_indexed_dataset_adds_the_position_and_keeps_the_info():
+    plain = IndexedDataset(TensorDataset(torch.zeros(4, 3, 2, 2), torch.arange(4)))
+    batch = next(iter(DataLoader(plain, batch_size=4)))
+    images, labels, info = split_batch(batch)
+    assert images.shape == (4, 3, 2, 2) and torch.equal(labels, torch.arange(4))
+    assert torch.equal(info["index"], torch.arange(4))
+    shapes = ShapesTextures(n=6, size=32, seed=0)
+    wrapped = IndexedDataset(torch.utils.data.Subset(shapes, [5, 2]))
+    image, label, info = wrapped[1]
+    assert torch.equal(image, shapes[2][0]) and label == shapes[2][1]
+    assert info["index"] == 1 and info["shape"] == shapes[2][2]["shape"]  # own position, other info kept
+    assert shapes[2][2]["index"] == 2  # the wrapped item's own info is not modified
+
+
+@pytest.mark.parametrize(("dataset", "error", "match"), [
+    ([1, 2, 3], TypeError, "dataset must be a map-style torch Dataset"),
+    (TensorDataset(torch.zeros(3)), TypeError, r"dataset items must be \(image, label\)"),
+])
+def test_indexed_dataset_bad_input(dataset, error, match):
+    with pytest.raises(error, match=match):
+        IndexedDataset(dataset)[0]

@@ -299,6 +299,26 @@ def test_saliency_cache_without_index_warns_and_falls_back(tiny_data):
     assert trainer.saliency_memory is None and len(trainer.history) == 2
 
 
+def test_indexed_dataset_gives_a_plain_dataset_the_saliency_cache(tiny_data):
+    """``IndexedDataset(TensorDataset(...))`` trains exactly like ShapesTextures, which carries info['index'] itself."""
+    import warnings
+
+    from captum_wsam.data import IndexedDataset
+
+    images, labels = tiny_data.tensors()
+    results = []
+    for data in (tiny_data, IndexedDataset(torch.utils.data.TensorDataset(images, labels))):
+        model = tiny_model()
+        trainer = SATTrainer(model, sgd(model), progress=False)
+        torch.manual_seed(3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "carry no info['index']" warning
+            trainer.fit(data, epochs=2, batch_size=16)
+        assert trainer.saliency_memory is not None and trainer.saliency_memory["valid"].all()
+        results.append(trainer.saliency_memory["maps"])
+    torch.testing.assert_close(results[0], results[1])
+
+
 def test_saliency_cache_bad_arguments(tiny_data):
     model = tiny_model()
     with pytest.raises(ValueError, match="saliency_cache"):
