@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # the demo needs the package alone (no dev tools: no docs, notebooks, zennit)
 DEMO_STAMP := $(VENV)/.installed-demo-stamp
 
-.PHONY: demo test lint docs benchmarks clean test-models
+.PHONY: demo test lint docs benchmarks figures clean test-models
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ docs: $(STAMP)
 
 benchmarks: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+# README figures as median and range over 3 runs, with date and machine: docs/figures.md, benchmarks/figures.json.
+# Run on an idle machine; e.g. `make figures FIGURES_ARGS="--skip demo"` or FIGURES_ARGS="--quick --runs 1" (smoke).
+FIGURES_ARGS ?=
+figures: $(STAMP)
+	$(BIN)/python benchmarks/figures.py $(FIGURES_ARGS)
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache *.egg-info

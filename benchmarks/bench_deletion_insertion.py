@@ -10,7 +10,7 @@ batch is one more pass (shared by both curves), so one curve costs at least 21 f
 Each figure is the median and range over ``--runs`` rounds, each round timing the forward and the three modes back
 to back (shared machine: only ratios within one round are compared).
 
-Run: ``python benchmarks/bench_deletion_insertion.py [--runs 5]``
+Run: ``python benchmarks/bench_deletion_insertion.py [--runs 3] [--batch 32] [--steps 20]``
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import torch
 from torchvision.models import resnet18
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import add_runs_argument, figure_line, positive_int
+
 from captum_wsam.metrics import deletion_insertion
 
 
@@ -36,10 +38,10 @@ def _seconds(fn: object) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
+    add_runs_argument(parser)
+    parser.add_argument("--batch", type=positive_int, default=32)
+    parser.add_argument("--size", type=positive_int, default=64)
+    parser.add_argument("--steps", type=positive_int, default=20)
     args = parser.parse_args()
     torch.manual_seed(0)
     model = resnet18(weights=None, num_classes=10).eval()
@@ -69,6 +71,11 @@ def main() -> None:
     for mode, values in ratios.items():
         print(f"  {mode:9s}: median {statistics.median(values):5.1f}x one forward (range {min(values):.1f}-"
               f"{max(values):.1f}x; floor: {floors[mode]} batched passes)")
+    setting = f"{args.steps} steps, resnet18 (weights=None), batch {args.batch} at {args.size}x{args.size}"
+    labels = {"deletion": "Deletion curve alone", "insertion": "Insertion curve alone", "both": "Both curves"}
+    for mode, values in ratios.items():
+        print(figure_line(f"deletion_insertion_{mode}", f"{labels[mode]} (floor {floors[mode]} passes), {setting}",
+                          "x one resnet18 forward", values))
 
 
 if __name__ == "__main__":

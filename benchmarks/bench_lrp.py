@@ -9,9 +9,9 @@ The reference forward+backward is ``model(x)[:, c].sum().backward()`` with the m
 gradients (a training step's cost); the ratio against a backward pass to the input only (parameters frozen) is printed
 as well. The methods are timed in interleaved rounds (one call of each per round), and each ratio is taken within a
 round, so that load from other processes on a shared machine hits all of them alike; the median and the range of the
-per-round ratios are printed.
+per-round ratios are printed (``--runs`` rounds, default 3; ``--rounds`` is the older spelling).
 
-Run: ``python benchmarks/bench_lrp.py [--rounds 5] [--models vgg16 resnet50 vit_b_16] [--no-zennit]``
+Run: ``python benchmarks/bench_lrp.py [--runs 3] [--models vgg16 resnet50 vit_b_16] [--batch 8] [--no-zennit]``
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import figure_line, positive_int
 
 from captum_wsam.attr import LRP, EpsilonAlpha2Beta1, EpsilonPlus, LRPAlphaBeta, ZBox
 
 COMPOSITES = {"alpha2beta1": EpsilonAlpha2Beta1, "plus": EpsilonPlus}
+_LABELS = {"alpha2beta1": "EpsilonAlpha2Beta1, z^B first layer", "plus": "EpsilonPlus, z^B first layer",
+           "lrpalphabeta": "the alpha2beta1 preset"}
 
 
 def forward_backward(model: nn.Module, x: torch.Tensor, target: int, weights: bool) -> None:
@@ -72,7 +75,7 @@ def _summary(ratios: list[float]) -> str:
     return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
 
 
-def bench(name: str, batch: int, size: int, rounds: int, zennit: bool) -> None:
+def bench(name: str, batch: int, size: int, rounds: int, zennit: bool) -> list[str]:
     torch.manual_seed(0)
     model = torchvision.models.get_model(name, weights=None, num_classes=1000).eval()
     x = torch.rand(batch, 3, size, size)
@@ -99,6 +102,8 @@ def bench(name: str, batch: int, size: int, rounds: int, zennit: bool) -> None:
         p.requires_grad_(True)
         p.grad = None
     limit = 3.0 if name.startswith("vit") else 2.0
+    setting = f"{name} (weights=None), batch {batch} at {size}x{size}"
+    figures = []
     print(f"{name}, batch {batch} at {size}x{size}: forward+backward {statistics.median(times['fb']) * 1e3:.0f} ms "
           f"(to the input only {statistics.median(times['fb_input']) * 1e3:.0f} ms); median [range] over {rounds} "
           "rounds")
@@ -108,6 +113,9 @@ def bench(name: str, batch: int, size: int, rounds: int, zennit: bool) -> None:
             verdict = "OK" if statistics.median(ratios) <= limit else "MISSED"
             print(f"  {key}: {statistics.median(times[key]) * 1e3:.0f} ms = {_summary(ratios)} x forward+backward "
                   f"(target <= {limit:g}: {verdict})")
+            short = key.replace("LRP ", "").lower()
+            figures.append(figure_line(f"lrp_{name}_{short}", f"{key} ({_LABELS.get(short, short)}), {setting}",
+                                       f"x one {name} forward+backward", ratios))
     for key in COMPOSITES:
         if f"zennit {key}" in times:
             speedups = [z / t for z, t in zip(times[f"zennit {key}"], times[f"LRP {key}"])]
@@ -118,20 +126,27 @@ def bench(name: str, batch: int, size: int, rounds: int, zennit: bool) -> None:
             print(f"  zennit {key}: {statistics.median(times[f'zennit {key}']) * 1e3:.0f} ms -> LRP is "
                   f"{_summary(speedups)} x faster (target >= 1.5: {verdict}); max |difference| / max |relevance| = "
                   f"{agreement:.1e} (float32)")
+            figures.append(figure_line(f"lrp_{name}_{key}_vs_zennit", f"LRP ({_LABELS[key]}) against zennit with the "
+                                       f"same composite and canonizers, {setting}", "x faster than zennit", speedups))
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", "--rounds", dest="runs", type=positive_int, default=3, metavar="N",
+                        help="independent rounds; every figure is the median and range over them (default 3)")
+    parser.add_argument("--batch", type=positive_int, default=8, help="batch of vgg16/resnet50 (default 8)")
     parser.add_argument("--models", nargs="+", default=["vgg16", "resnet50", "vit_b_16"])
     parser.add_argument("--no-zennit", action="store_true", help="skip the zennit comparison")
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}")
+    figures = []
     for name in args.models:
         if name.startswith("vit"):
-            bench(name, 2, 224, args.rounds, False)
+            figures += bench(name, 2, 224, args.runs, False)
         else:
-            bench(name, 8, 64, args.rounds, not args.no_zennit)
+            figures += bench(name, args.batch, 64, args.runs, not args.no_zennit)
+    print("\n".join(figures))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The seeds' claim end to end: on texture-shortcut data, StyleAugment training raises shape bias and lowers WSAM
-variance. Median and range over seeds, one run.
+variance. Median and range over seeds (one run per seed; ``--runs N``: seeds 0 .. N-1).
 
 For each seed, two SmallCNNs train on the same ``ShapesTextures(texture_shortcut=True)`` images (texture family =
 shape class, texture on object and background: texture is the easier cue, as on ImageNet) with the same epochs and
@@ -9,17 +9,22 @@ Printed per model: clean test accuracy (texture-shortcut test set), shape bias o
 (Moreno-Vera et al.: how much stylization moves the explanation) on 60 test images.
 Targets (issue): baseline shape bias <= 0.35; StyleAugment >= 0.3 higher; clean accuracy within 10 points.
 
-Run: ``python benchmarks/bench_shape_bias.py [--seeds 0 1 2] [--size 64] [--n 2000] [--epochs 10]``
+Run: ``python benchmarks/bench_shape_bias.py [--runs 3 | --seeds 0 1 2] [--size 64] [--n 2000] [--epochs 10]``
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Subset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import add_runs_argument, figure_line, positive_int
 
 from captum_wsam.attr import WSAM
 from captum_wsam.augment import StyleAugment
@@ -51,11 +56,14 @@ def spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=10)
+    add_runs_argument(parser)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 .. runs - 1)")
+    parser.add_argument("--size", type=positive_int, default=64)
+    parser.add_argument("--n", type=positive_int, default=2000)
+    parser.add_argument("--epochs", type=positive_int, default=10)
     args = parser.parse_args()
+    if args.seeds is None:
+        args.seeds = list(range(args.runs))
     rows: dict[str, list[dict[str, float]]] = {"baseline": [], "StyleAugment": []}
     print(f"{'seed':>4s} {'model':14s} {'clean acc':>9s} {'shape bias':>10s} {'WSAM var':>9s} {'train s':>8s}")
     for seed in args.seeds:
@@ -77,6 +85,20 @@ def main() -> None:
           f"baseline shape bias <= 0.35: {'OK' if baseline_bias <= 0.35 else 'MISSED'}; "
           f"clean-accuracy drop {spread(drop)} (target <= 0.10: {'OK' if max(drop) <= 0.10 else 'MISSED'}); "
           f"WSAM variance lower with StyleAugment in {lower}/{len(gain)} seeds")
+    setting = (f"SmallCNN, {args.n} texture-shortcut images at {args.size}x{args.size}, {args.epochs} epoch(s), "
+               "one seed per run")
+    metrics = {"accuracy": ("clean test accuracy", "fraction of 500 test images"),
+               "shape_bias": ("shape bias", "shape decisions / (shape or texture) on 500 cue-conflict images"),
+               "wsam_variance": ("mean per-class WSAM variance on 60 test images", "WSAM variance")}
+    for name, results in rows.items():
+        model = "baseline" if name == "baseline" else "StyleAugment (p = 0.5)"
+        for key, (what, unit) in metrics.items():
+            print(figure_line(f"shape_bias_{name.lower()}_{key}", f"{model}: {what}, {setting}", unit,
+                              [r[key] for r in results]))
+    print(figure_line("shape_bias_gain", f"Shape-bias gain of StyleAugment training over the baseline, {setting}",
+                      "shape bias (difference)", gain))
+    print(figure_line("shape_bias_accuracy_drop", f"Clean-accuracy drop of StyleAugment training, {setting}",
+                      "accuracy (difference)", drop))
 
 
 if __name__ == "__main__":

@@ -16,23 +16,29 @@ many fall in one batch varies (3 to 10 of 64 here), so every kind is timed over 
 (4 batches of 64, 2 of 128), of which 25 are selected (the official rule: N - int((1 - r) N) - 1 samples, read
 from ``trainer.selection``): the ratio of epoch times is the mean cost of a step. CPU kernels are least efficient
 on the small selected batches, so the LP-A3 ratio is highest on the smallest model. In each round every kind's epoch
-(after one warm-up step) directly follows a standard epoch; the median of these paired ratios over the rounds is
-printed with its range.
+(after one warm-up step) directly follows a standard epoch. Each of the ``--runs`` runs (default 3) takes the
+median of ``--repeat`` such paired ratios (default 3 for small_cnn, 1 for resnet18); the figures are the median and
+range over the runs.
 
-Run: ``python benchmarks/bench_trainers.py [--model small_cnn resnet18] [--batch-size 64 128]``
+Run: ``python benchmarks/bench_trainers.py [--runs 3] [--repeat R] [--model small_cnn resnet18] [--batch-size 64 128]``
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchattacks
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import add_runs_argument, figure_line, positive_int
 
 from captum_wsam import _state
 from captum_wsam._compat import BatchNorm
@@ -46,6 +52,11 @@ LABELS = {"sat": "SAT step (gradient saliency, cached) target <= 1.5x",
           "sat_online": "SAT step (gradient saliency, on the fly)", "sat_masks": "SAT step (weak saliency, masks)",
           "lpa3": "LP-A3 step ({selected:.1f}/{batch} selected) target <= 2.5x",
           "lpa3_passes": "  its model passes alone (floor, see lpa3_passes)", "pgd10": "PGD-10-AT step (reference)"}
+FIGURE_LABELS = {"sat": "SAT step (gradient saliency, cached)",
+                 "sat_online": "SAT step (gradient saliency, on the fly)",
+                 "sat_masks": "SAT step (weak saliency, masks)",
+                 "lpa3": "LP-A3 step ({selected:.1f}/{batch} selected)",
+                 "lpa3_passes": "LP-A3's model passes alone (the floor)", "pgd10": "PGD-10-AT step"}
 
 
 def lpa3_passes(t: AdversarialTrainer, images: Tensor, labels: Tensor, chosen: Tensor, steps: int = 5) -> None:
@@ -84,13 +95,17 @@ def lpa3_passes(t: AdversarialTrainer, images: Tensor, labels: Tensor, chosen: T
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", nargs="+", choices=sorted(KINDS), default=["small_cnn", "resnet18"])
-    parser.add_argument("--batch-size", type=int, nargs="+", default=[64, 128])
-    parser.add_argument("--repeat", type=int, default=None, help="rounds (default: 15 for small_cnn, 5 for resnet18)")
+    parser.add_argument("--batch-size", type=positive_int, nargs="+", default=[64, 128])
+    add_runs_argument(parser)
+    parser.add_argument("--repeat", type=positive_int, default=None,
+                        help="paired epochs per run and kind (median; default: 3 for small_cnn, 1 for resnet18)")
     args = parser.parse_args()
+    figures = []
     for name in args.model:
         for batch_size in args.batch_size:
-            run(name, batch_size, args.repeat or (15 if name == "small_cnn" else 5))
+            figures += run(name, batch_size, args.runs, args.repeat or (3 if name == "small_cnn" else 1))
             print()
+    print("\n".join(figures))
 
 
 def build(name: str) -> tuple[nn.Module, list[nn.Module] | None]:
@@ -101,7 +116,7 @@ def build(name: str) -> tuple[nn.Module, list[nn.Module] | None]:
     return model, [model.layer1, model.layer2, model.layer3, model.layer4]
 
 
-def run(name: str, batch_size: int, repeat: int) -> None:
+def run(name: str, batch_size: int, runs: int, repeat: int) -> list[str]:
     """Time an epoch of each kind of step for one model and batch size against the standard epoch of the round."""
     torch.manual_seed(0)
     data = ShapesTextures(n=256, size=32, seed=0, progress=False)
@@ -158,22 +173,32 @@ def run(name: str, batch_size: int, repeat: int) -> None:
     # speed drifts (a shared VM: the standard step alone moves by 1.5x within a minute), a pair seconds apart sees the
     # same speed, and the median drops rounds a burst of load hit on one side only
     samples: dict[str, list[float]] = {kind: [] for kind in trainers}
-    ratios: dict[str, list[float]] = {kind: [] for kind in trainers}
-    for _ in range(repeat):
+    ratios: dict[str, list[float]] = {kind: [] for kind in trainers}  # one per run: the median of its pairs
+    for _ in range(runs):
+        pairs: dict[str, list[float]] = {kind: [] for kind in trainers}
+        for _ in range(repeat):
+            for kind in KINDS[name][1:]:
+                base = timed_epoch("standard")
+                seconds = timed_epoch(kind)
+                samples["standard"].append(base)
+                samples[kind].append(seconds)
+                pairs[kind].append(seconds / base)
         for kind in KINDS[name][1:]:
-            base = timed_epoch("standard")
-            seconds = timed_epoch(kind)
-            samples["standard"].append(base)
-            samples[kind].append(seconds)
-            ratios[kind].append(seconds / base)
+            ratios[kind].append(statistics.median(pairs[kind]))
     base = statistics.median(samples["standard"]) / len(batches)
     print(f"{name}, batch {batch_size}, 32x32, {torch.get_num_threads()} threads: standard step {1000 * base:.1f} ms "
-          f"(mean over an epoch of {len(batches)} batches; medians of {repeat} rounds); LP-A3 selects "
+          f"(mean over an epoch of {len(batches)} batches; {runs} runs of {repeat} paired epochs); LP-A3 selects "
           f"{'+'.join(map(str, selected))} = {sum(selected)} of {len(data)} samples")
+    figures = []
     for kind in KINDS[name][1:]:
         text = LABELS[kind].format(selected=sum(selected) / len(batches), batch=batch_size)
-        print(f"{text:52s}: {statistics.median(ratios[kind]):5.2f}x  (rounds {min(ratios[kind]):.2f}-"
+        print(f"{text:52s}: {statistics.median(ratios[kind]):5.2f}x  (runs {min(ratios[kind]):.2f}-"
               f"{max(ratios[kind]):.2f}x, {1000 * statistics.median(samples[kind]) / len(batches):.1f} ms)")
+        label = FIGURE_LABELS[kind].format(selected=sum(selected) / len(batches), batch=batch_size)
+        figures.append(figure_line(f"trainers_{name}_{batch_size}_{kind}", f"{label}, {name}, batch {batch_size} "
+                                   "at 32x32 (mean step over an epoch of 256 images)", "x a standard step",
+                                   ratios[kind]))
+    return figures
 
 
 if __name__ == "__main__":

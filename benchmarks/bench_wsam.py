@@ -7,7 +7,11 @@ Two references, measured in the same run:
 - the naive loop a user writes today: for each style and α, ``augment.stylize``, ``LayerGradCam.attribute`` and a
   separate forward pass for the probability (target: WSAM ≥ 1.5 × faster).
 
-Run: ``python benchmarks/bench_wsam.py [--device cuda]``
+Each of the ``--runs`` rounds calls the three in turn ``--repeat`` times (round-robin, so that load on a shared
+machine hits all three alike) and takes the ratios of the round's medians; the figures are the median and range of
+the rounds' ratios.
+
+Run: ``python benchmarks/bench_wsam.py [--runs 3] [--repeat 2] [--batch 8] [--device cuda]``
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 from captum.attr import LayerGradCam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import best_time
+from _common import add_runs_argument, figure_line, positive_int, seconds, spread
 
 from captum_wsam.attr import WSAM
 from captum_wsam.attr.sam import default_augment
@@ -31,13 +35,15 @@ from captum_wsam.models import create_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeat", type=int, default=5)
+    add_runs_argument(parser)
+    parser.add_argument("--repeat", type=positive_int, default=2, help="calls of each per round (default 2)")
+    parser.add_argument("--batch", type=positive_int, default=8)
     options = parser.parse_args()
     device = torch.device(options.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     torch.manual_seed(0)
-    batch, size, num_styles, alphas = 8, 64, 6, (0.2, 0.4, 0.6, 0.8)
+    batch, size, num_styles, alphas = options.batch, 64, 6, (0.2, 0.4, 0.6, 0.8)
     model = create_model("resnet18", num_classes=10).eval().to(device)
     layer = model.layer4
     augment = default_augment().to(device)
@@ -70,22 +76,32 @@ def main() -> None:
                 total = total + (probability[:, None, None, None] * sam).sum().cpu()
         sync()
 
-    # Round-robin (one run of each in turn, medians at the end) so that load on a shared machine hits all three alike.
+    # Round-robin (one call of each in turn, medians per round) so that load on a shared machine hits all three alike.
     runs = {"wsam": run_wsam, "floor": run_floor, "naive": run_naive}
-    times: dict[str, list[float]] = {name: [] for name in runs}
     for fn in runs.values():
-        fn()
-    for _ in range(options.repeat):
-        for name, fn in runs.items():
-            times[name].append(best_time(fn, repeat=1, warmup=0))
-    seconds, floor, naive = (statistics.median(times[name]) for name in runs)
-    ratio_floor, speedup = seconds / floor, naive / seconds
-    print(f"WSAM S={num_styles} A={len(alphas)} resnet18 batch {batch} at {size}x{size} on {device.type}: "
-          f"{seconds * 1e3:.0f} ms")
-    print(f"  ratio to the floor (stylize_grid + one LayerGradCam over {copies * batch} images, "
-          f"{floor * 1e3:.0f} ms): {ratio_floor:.2f} x; target <= 1.2: {'OK' if ratio_floor <= 1.2 else 'MISSED'}")
-    print(f"  speed-up over the naive loop (stylize + LayerGradCam + forward per style and alpha, "
-          f"{naive * 1e3:.0f} ms): {speedup:.2f} x; target >= 1.5: {'OK' if speedup >= 1.5 else 'MISSED'}")
+        fn()  # warm-up
+    to_floor, speedups, wsam_ms = [], [], []
+    for _ in range(options.runs):
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(options.repeat):
+            for name, fn in runs.items():
+                times[name].append(seconds(fn))
+        wsam_s, floor, naive = (statistics.median(times[name]) for name in runs)
+        to_floor.append(wsam_s / floor)
+        speedups.append(naive / wsam_s)
+        wsam_ms.append(wsam_s * 1e3)
+    ratio_floor, speedup = statistics.median(to_floor), statistics.median(speedups)
+    setting = f"WSAM S={num_styles} A={len(alphas)}, resnet18 (layer4), batch {batch} at {size}x{size}"
+    print(f"{setting} on {device.type}: {spread(wsam_ms, 0)} ms over {options.runs} runs")
+    print(f"  ratio to the floor (stylize_grid + one LayerGradCam over {copies * batch} images): {spread(to_floor)} x; "
+          f"target <= 1.2: {'OK' if ratio_floor <= 1.2 else 'MISSED'}")
+    print(f"  speed-up over the naive loop (stylize + LayerGradCam + forward per style and alpha): "
+          f"{spread(speedups)} x; target >= 1.5: {'OK' if speedup >= 1.5 else 'MISSED'}")
+    print(figure_line("wsam_vs_floor", f"{setting}, against stylize_grid + one LayerGradCam (the floor)",
+                      "x the floor", to_floor))
+    print(figure_line("wsam_speedup_vs_naive", f"{setting}, against the naive loop (stylize + LayerGradCam + forward "
+                      "per style and alpha)", "x faster than the naive loop", speedups))
+
 
 if __name__ == "__main__":
     main()
