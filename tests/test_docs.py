@@ -98,10 +98,45 @@ def test_rst_converter_on_a_google_docstring() -> None:
     assert out.index("    y: the") > out.index("z = 2")
 
 
+NUMBER = re.compile(r"-?\d+\.\d+")
+
+
+def expected_output(snippet: str) -> list[str]:
+    """The lines of a snippet's closing ``# Output:`` comment block (what the README says it prints)."""
+    lines = snippet.rstrip().splitlines()
+    if "# Output:" not in lines:
+        return []
+    return [line[2:] for line in lines[lines.index("# Output:") + 1:]]
+
+
+def same_printout(printed: str, expected: str) -> bool:
+    """Equal text; decimals equal within 0.03 or 5 % (BLAS and thread counts differ between machines)."""
+    if NUMBER.sub("#", printed) != NUMBER.sub("#", expected):
+        return False
+    return all(abs(float(a) - float(b)) <= max(0.03, 0.05 * abs(float(b)))
+               for a, b in zip(NUMBER.findall(printed), NUMBER.findall(expected)))
+
+
+def test_same_printout_tolerates_last_digits_only() -> None:
+    assert same_printout("test accuracy: 0.80", "test accuracy: 0.81")
+    assert not same_printout("test accuracy: 0.45", "test accuracy: 0.81")
+    assert not same_printout("torch.Size([2, 1, 8, 8])", "torch.Size([2, 1, 4, 4])")
+
+
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
-def test_readme_snippet_runs(snippet: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readme_snippet_runs_and_prints_what_it_shows(snippet: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Every Python snippet of the README runs as written, and prints what its ``# Output:`` block shows."""
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "README.md", "exec"), {"__name__": "__readme__"})
+    printed = capsys.readouterr().out.rstrip().splitlines()
+    expected = expected_output(snippet)
+    if "print(" in snippet:
+        assert expected, "a README snippet that prints must show its output under '# Output:'"
+    assert len(printed) == len(expected), (printed, expected)
+    for got, want in zip(printed, expected):
+        assert same_printout(got, want), (got, want)
 
 
 # --- the tutorials' notebooks rendered as pages (docs/hooks/notebooks.py) ---------------------------------------------
