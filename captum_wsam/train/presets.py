@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_choice
+from .._checks import check_choice, check_type
 from ..attacks import LPA3, PGDSAT, SAT, TRADESSAT
 from .batchnorm import auxiliary_statistics
 from .loop import AdversarialTrainer
@@ -57,7 +57,7 @@ class SATTrainer(AdversarialTrainer):
         weak_saliency: ``None`` (saliency from ``saliency``/the model), ``"mask"`` or ``"box"`` (from the batch's
             ``info``, as ShapesTextures provides).
         saliency: Captum attribution on a teacher (see :class:`~captum_wsam.attacks.SAT`).
-        saliency_scaling: ``"sign"`` or ``"minmax"``.
+        saliency_scaling: ``"sign"``, ``"minmax"`` or ``"minmax_signed"`` (see :class:`~captum_wsam.attacks.SAT`).
         saliency_cache: ``"auto"`` (default): ``"log_prob"`` for SAT and PGD-SAT, ``"logit"`` for TRADES-SAT when
             the saliency is the model's own gradient (no ``weak_saliency``, no ``saliency``, ``"sign"`` scaling),
             else ``None``; or ``"log_prob"``, ``"logit"``, ``None`` (see above and :class:`AdversarialTrainer`).
@@ -66,6 +66,9 @@ class SATTrainer(AdversarialTrainer):
         steps: PGD steps of PGD-SAT/TRADES-SAT.
         beta: TRADES weight.
         generator: optional CPU generator of the attack's random draws.
+        official: PGD-SAT/TRADES-SAT with the official code's branch magnitudes (see
+            :class:`~captum_wsam.attacks.PGDSAT`, :class:`~captum_wsam.attacks.TRADESSAT`); plain SAT has no such
+            switch, so ``official=True`` with ``variant="sat"`` is refused.
         **kwargs: further :class:`AdversarialTrainer` arguments.
 
     Examples:
@@ -94,9 +97,14 @@ class SATTrainer(AdversarialTrainer):
         steps: int = 5,
         beta: float = 1.0,
         generator: torch.Generator | None = None,
+        official: bool = False,
         **kwargs: Any,
     ) -> None:
         check_choice(variant, "variant", ("sat", "pgd", "trades"))
+        check_type(official, "official", bool)
+        if official and variant == "sat":
+            raise ValueError("official=True applies to variant='pgd' or 'trades' (PGD-SAT, TRADES-SAT); plain SAT "
+                             "has one form")
         check_choice(weak_saliency, "weak_saliency", (None, "mask", "box"))
         if saliency_cache == "auto":
             own = weak_saliency is None and saliency is None and saliency_scaling == "sign"
@@ -106,9 +114,9 @@ class SATTrainer(AdversarialTrainer):
         if variant == "sat":
             attack = SAT(model, **common)
         elif variant == "pgd":
-            attack = PGDSAT(model, steps=steps, sat_prob=sat_prob, **common)
+            attack = PGDSAT(model, steps=steps, sat_prob=sat_prob, official=official, **common)
         else:
-            attack = TRADESSAT(model, steps=steps, sat_prob=sat_prob, **common)
+            attack = TRADESSAT(model, steps=steps, sat_prob=sat_prob, official=official, **common)
         inputs = {} if weak_saliency is None else {weak_saliency: "masks" if weak_saliency == "mask" else "boxes"}
         super().__init__(model, optimizer, attack, "trades" if variant == "trades" else "ce", beta=beta,
                          attack_inputs=inputs, saliency_cache=saliency_cache, **kwargs)

@@ -392,3 +392,18 @@ def test_lpa3_skips_a_single_selected_sample_under_training_batchnorm(tiny_data,
     assert calls == [2]
     with pytest.raises(ValueError, match="more than 1 value"):  # what the guard avoids
         model(images[:1])
+
+
+@pytest.mark.parametrize("variant", ["pgd", "trades"])
+def test_sat_trainer_passes_official_to_the_attack(variant):
+    model = tiny_model()
+    assert SATTrainer(model, sgd(model), variant, official=True, progress=False).attack.official
+    assert not SATTrainer(model, sgd(model), variant, progress=False).attack.official
+
+
+def test_sat_trainer_official_needs_a_pgd_or_trades_variant():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="official=True applies to variant='pgd' or 'trades'"):
+        SATTrainer(model, sgd(model), official=True)
+    with pytest.raises(TypeError, match="official"):
+        SATTrainer(model, sgd(model), "pgd", official="yes")
