@@ -10,6 +10,10 @@ Reference epoch: one epoch of ``train_classifier`` on ``SmallCNN()`` over 2000 S
 (batch 64), the budget unit of the demo before #20. Targets (#20): quick < 60 s and full < 300 s wall on two CPU cores,
 every explained model >= 90 % clean test accuracy in full mode.
 
+At the end, one machine-readable ``FIGURE {json}`` line per figure (``benchmarks/_common.py``, collected by
+``benchmarks/figures.py``): per mode the wall and CPU seconds and both as multiples of the reference epoch, and in full
+mode the lowest clean test accuracy of the explained models (per run, then median and range over the runs).
+
     python benchmarks/bench_demo.py                 # 3 rounds of both modes
     python benchmarks/bench_demo.py --modes quick --runs 5
 """
@@ -28,6 +32,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import add_runs_argument, figure_line
 
 REFERENCE = """
 import time, torch
@@ -82,7 +89,7 @@ def _summary(values: list[float], digits: int = 1) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="rounds per mode (default 3)")
+    add_runs_argument(parser)
     parser.add_argument("--modes", default="quick,full", help="comma-separated: quick, full (default both)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="copy each mode's first report folder to DIR/<mode> (default: keep nothing)")
@@ -130,6 +137,28 @@ def main() -> None:
         low = [m for m in MODELS if min(r[f"{m}_accuracy"] for r in results["full"]) < 0.9]
         print("full mode: every explained model >= 90 % clean test accuracy" if not low else
               f"full mode: below 90 % clean test accuracy: {', '.join(low)}")
+    print()
+    for line in figure_lines(results):
+        print(line)
+
+
+def figure_lines(results: dict[str, list[dict[str, float]]]) -> list[str]:
+    """The ``FIGURE`` lines of the runs: per mode wall and CPU seconds, each also as multiples of the reference epoch
+    measured just before the run; in full mode the lowest clean accuracy of the explained models (%)."""
+    lines = []
+    for mode, runs in results.items():
+        command = "captum-wsam demo" + (" --quick" if mode == "quick" else "") + " --no-progress, empty model cache"
+        for key, clock in (("wall", "wall"), ("cpu", "CPU")):
+            lines.append(figure_line(f"demo_{mode}_{key}_s", f"{command}: {clock} seconds", "s",
+                                     [r[key] for r in runs]))
+            lines.append(figure_line(f"demo_{mode}_{key}_ref_epochs", f"{command}: {clock} time / one reference "
+                                     "epoch's (SmallCNN, 2000 ShapesTextures images at 64x64)", "x reference epoch",
+                                     [r["ratio" if key == "wall" else "ratio_cpu"] for r in runs]))
+        if mode == "full":
+            lines.append(figure_line("demo_full_min_accuracy", "captum-wsam demo: lowest clean test accuracy of the "
+                                     "explained models (baseline, StyleAugment, SAT)", "%",
+                                     [100 * min(r[f"{m}_accuracy"] for m in MODELS) for r in runs]))
+    return lines
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from captum_wsam.train import accuracy
 TINY = DemoBudget(size=32, n_train=96, n_test=48, epochs=1, n_eval=12, wsam_styles=2, pgd_steps=1)
 FIGURES = ("shape_bias", "sam_alpha", "wsam", "wsam_variance", "lrp", "parameter_saliency")
 SECTIONS = ("Findings", "Accuracy and shape bias", "SAM across α", "WSAM, one sample per class",
-            "WSAM variance per class", "LRP αβ and Grad-CAM", "Parameter saliency", "Robust accuracy")
+            "WSAM variance per class", "LRP αβ and Grad-CAM", "Which explanation is right?", "Parameter saliency",
+            "Robust accuracy")
+METHODS = ("Random (chance)", "Saliency", "Grad-CAM", "SAM (α=0.5, style 0)", "WSAM", "LRP α1β0", "LRP α2β1")
 
 
 def _no_work(*args, **kwargs):
@@ -112,8 +114,11 @@ def test_tiny_run_talks_writes_the_report_and_reuses_the_cache(tmp_path, capsys)
     numbers = run_demo(config)
     printed = capsys.readouterr().out
     # one line per stage and per model epoch, even without progress bars
-    for stage in range(1, 9):
-        assert re.search(rf"^\[{stage}/8\] ", printed, flags=re.M), printed
+    for stage in range(1, 10):
+        assert re.search(rf"^\[{stage}/9\] ", printed, flags=re.M), printed
+    assert re.search(r"^\[7/9\] evaluating explanations of the 3 models on \d+ test images", printed, flags=re.M)
+    for position, title in enumerate(("baseline", "StyleAugment", "SAT"), start=1):
+        assert re.search(rf"^evaluating explanations \({position}/3\): {title} \(\d+\.\d s\)$", printed, flags=re.M)
     for position, title in enumerate(("baseline", "StyleAugment", "SAT"), start=1):
         assert re.search(rf"^training {title} \({position}/3\): epoch 1/1, loss \d+\.\d+, acc \d\.\d+", printed,
                          flags=re.M), printed
@@ -127,6 +132,7 @@ def test_tiny_run_talks_writes_the_report_and_reuses_the_cache(tmp_path, capsys)
     for title, key in (("baseline", "baseline"), ("StyleAugment", "style"), ("SAT", "sat")):
         assert f"{title} {numbers[f'{key}_accuracy']:.1%}" in report  # every explained model's accuracy is stated
     assert f"decides by shape {numbers['baseline_shape_bias']:.0%} of the time" in report
+    _check_evaluation_section(report, numbers)
     assert sorted(p.name for p in (cache / "demo").glob("*.pt"))[0].startswith("baseline-")
     assert len(list((cache / "demo").glob("*.pt"))) == 3
     # the cache gives back the same model without training it again; another seed is another entry
@@ -138,13 +144,103 @@ def test_tiny_run_talks_writes_the_report_and_reuses_the_cache(tmp_path, capsys)
     assert demo._cache_key(config, "baseline") != demo._cache_key(config, "style")
 
 
+def _check_evaluation_section(report: str, numbers: dict[str, float]) -> None:
+    """The explanation-evaluation section: one table per model, a row per method, every mean in [0, 1] or NaN with
+    its count, the sentences written from the numbers, and a findings line."""
+    findings = report[report.index("## Findings"): report.index("## Accuracy and shape bias")]
+    assert f"- **Which explanation is right?** Scored against the object masks and the model on " \
+           f"{int(numbers['explained_images'])} test images" in findings
+    section = report[report.index("## Which explanation is right?"): report.index("## Parameter saliency")]
+    tables = re.findall(r"### (\S+) \(clean accuracy [\d.]+%, shape bias [\d.]+\)\n\n(\| method \|[^\n]+)\n"
+                        r"\|(?:---\|)+\n((?:\|[^\n]+\|\n)+)", section)
+    assert [title for title, _, _ in tables] == ["baseline", "StyleAugment", "SAT"], section
+    for _, header, body in tables:
+        columns = [c.strip() for c in header.strip("|").split("|")]
+        assert columns[1:] == [f"{k} ({r}) ↑" for r in ("object", "outline") for k in ("PG", "RMA", "RRA", "EPG")] + [
+            "deletion AUC ↓", "insertion AUC ↑"]
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in body.strip().split("\n")]
+        assert [row[0] for row in rows] == list(METHODS)
+        for row in rows:
+            assert len(row) == len(columns)
+            for cell in row[1:]:
+                match = re.fullmatch(r"(nan|[01](?:\.\d+)?(?:e-\d+)?)(?: \((\d+) NaN\))?", cell)
+                assert match, cell
+                assert match[1] == "nan" or 0.0 <= float(match[1]) <= 1.0, cell
+                assert match[1] != "nan" or match[2], cell  # a NaN mean says how many scores were undefined
+    assert re.search(r" By deletion [^\n]+; by insertion [^\n]+\.", section), section
+    assert re.search(r"^(\S.*)? puts the largest share of its positive mass on the object's outline|"
+                     r"^The largest share of positive mass on the object's outline", section, flags=re.M), section
+    for key in ("baseline", "style", "sat"):
+        assert 0.0 <= numbers[f"{key}_best_deletion_auc"] <= 1.0 and 0.0 <= numbers[f"{key}_random_deletion_auc"] <= 1
+
+
+def test_evaluation_scores_match_the_metrics_called_directly():
+    """The demo's table is the metrics of captum_wsam.metrics on the demo's maps (no ROAD), one row per method."""
+    import torch
+
+    from captum_wsam.metrics import deletion_insertion, outline_mask, pointing_game, relevance_mass_accuracy
+    from captum_wsam.metrics.localisation import attribution_map
+    from captum_wsam.models import SmallCNN
+
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    data = demo.DemoData().dataset(6, 32, seed=3)
+    x, y = data.tensors()
+    masks = data.masks
+    methods = demo.demo_methods(model, None, wsam_styles=1, seed=0)
+    assert list(methods) == list(METHODS)
+    chosen = {name: methods[name] for name in ("Saliency", "Grad-CAM", "LRP α2β1")}
+    result = demo.evaluate_demo_explanations(model, x, y, masks, chosen, steps=4, outline_width=1)
+    for name, method in chosen.items():
+        maps = attribution_map(method(x, target=y), (32, 32))
+        scores = result.scores[name]
+        torch.testing.assert_close(scores["PG (object)"], pointing_game(maps, masks).cpu())
+        torch.testing.assert_close(scores["RMA (outline)"], relevance_mass_accuracy(maps, outline_mask(masks, 1)),
+                                   equal_nan=True)
+        curves = deletion_insertion(model, x, maps, target=y, steps=4, progress=False)
+        torch.testing.assert_close(scores["deletion AUC"], curves.deletion_auc)
+        torch.testing.assert_close(scores["insertion AUC"], curves.insertion_auc)
+    assert "ROAD" not in result.columns and result.columns[-2:] == ["deletion AUC", "insertion AUC"]
+
+
+def test_evaluation_sentences_follow_the_numbers():
+    """Written from the means: the best method per column, worse-than-random on deletion, all-zero maps counted."""
+    import torch
+
+    from captum_wsam.metrics.explanation_evaluation import ExplanationEvaluation
+
+    def row(deletion: float, insertion: float, outline: float, nan: int = 0) -> dict[str, torch.Tensor]:
+        rma = torch.tensor([outline] * (4 - nan) + [float("nan")] * nan)
+        return {"RMA (object)": rma, "RMA (outline)": rma, "deletion AUC": torch.full((4,), deletion),
+                "insertion AUC": torch.full((4,), insertion)}
+
+    columns = {"RMA (object)": True, "RMA (outline)": True, "deletion AUC": False, "insertion AUC": True}
+    shares = {"object": 0.2, "outline": 0.1}
+    texture = ExplanationEvaluation({"Random (chance)": row(0.2, 0.5, 0.1), "A": row(0.1, 0.6, 0.3),
+                                     "B": row(0.5, 0.9, 0.2), "WSAM": row(0.3, 0.8, 0.2)}, columns, shares)
+    shape = ExplanationEvaluation({"Random (chance)": row(0.2, 0.5, 0.1), "A": row(0.19, 0.6, 0.6),
+                                   "B": row(0.21, 0.7, 0.2, nan=3), "WSAM": row(0.2, 0.8, 0.2)}, columns, shares)
+    sentences, finding = demo.describe({"t": texture, "s": shape}, {"t": "texture", "s": "shape"},
+                                       {"t": 0.2, "s": 0.8}, images=4)
+    assert sentences[0] == ("A puts the largest share of its positive mass on the object's outline for every model "
+                            "(texture 30%; shape 60%), where the outline band covers 10% of the image, and the share "
+                            "grows with the model's shape bias.")
+    assert sentences[1].startswith("By deletion the most faithful map is A for the texture model (0.10 vs 0.20 "
+                                   "random); none for the shape model")
+    assert "by insertion B for the texture model (0.90 vs 0.50 random); WSAM for the shape model" in sentences[1]
+    assert sentences[2].endswith(": B, WSAM for the texture model.")  # 0.5 and 0.3 vs 0.2; shape's 0.21 within margin
+    assert sentences[3].startswith("All-zero maps") and "B on 3 of 4 images for the shape model" in sentences[3]
+    assert "WSAM, which averages many styles weighted by the class probability, on none" in sentences[3]
+    assert "2 of 3 methods do worse than a random map for the texture model" in finding
+
+
 def test_the_package_keeps_every_name_of_the_former_module_and_the_cache_fingerprint() -> None:
     import hashlib
     from pathlib import Path as _Path
 
-    from captum_wsam.demo import config, report, run, training
+    from captum_wsam.demo import config, evaluation, report, run, training
 
-    for module in (config, report, run, training):
+    for module in (config, evaluation, report, run, training):
         for name in module.__all__:
             assert getattr(demo, name) is getattr(module, name), name
     root = _Path(demo.__file__).resolve().parents[1]  # captum_wsam/, not captum_wsam/demo/

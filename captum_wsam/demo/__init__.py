@@ -18,7 +18,8 @@ re-run never mixes old and new figures.
 
 Layout: :mod:`captum_wsam.demo.config` (the data set, run sizes, settings and their checks),
 :mod:`captum_wsam.demo.training` (training and the model cache), :mod:`captum_wsam.demo.report` (atomic files, the
-markdown report, figure helpers) and :mod:`captum_wsam.demo.run` (:func:`run_demo`). Every name of the former module
+markdown report, figure helpers), :mod:`captum_wsam.demo.evaluation` (the ground-truth evaluation of the
+explanations) and :mod:`captum_wsam.demo.run` (:func:`run_demo`). Every name of the former module
 ``captum_wsam/demo.py`` is importable from here.
 """
 
@@ -37,6 +38,15 @@ from .config import (  # noqa: F401  (every name of the former module)
     check_config,
     default_cache_dir,
 )
+from .evaluation import (  # noqa: F401
+    MAX_IMAGES,
+    RANDOM,
+    STEPS,
+    demo_methods,
+    describe,
+    evaluate_demo_explanations,
+    table_rows,
+)
 from .report import Report, atomic_write, say, staged_folder  # noqa: F401
 from .run import run_demo
 from .training import _cache_key, trained_model  # noqa: F401
@@ -51,6 +61,8 @@ __all__ = [
     "atomic_write",
     "check_config",
     "default_cache_dir",
+    "demo_methods",
+    "evaluate_demo_explanations",
     "run_demo",
     "staged_folder",
     "trained_model",

@@ -39,6 +39,7 @@ from .config import (
     DemoConfig,
     check_config,
 )
+from .evaluation import MAX_IMAGES, RANDOM, STEPS, demo_methods, describe, evaluate_demo_explanations, table_rows
 from .report import (
     Report,
     _bar_labels,
@@ -77,7 +78,7 @@ def _samples_per_class(data: ShapesTextures) -> tuple[Tensor, Tensor, Tensor]:
     return images[chosen], labels[chosen], data.masks[chosen]
 
 
-def _findings(cfg: DemoConfig, n: dict[str, float], classes: int, explained: list[str]) -> list[str]:
+def _findings(cfg: DemoConfig, n: dict[str, float], classes: int, explained: list[str], evaluation: str) -> list[str]:
     def cue(bias: float) -> str:
         return "mostly the object's shape" if bias > 0.5 else "mostly texture"
 
@@ -115,6 +116,10 @@ def _findings(cfg: DemoConfig, n: dict[str, float], classes: int, explained: lis
     lines.append(
         f"- **LRP αβ.** α1β0 puts {n['lrp10_on_object']:.0%} and α2β1 {n['lrp21_on_object']:.0%} of the baseline's "
         "positive relevance on the object; α2β1 also shows negative (blue) evidence against the class."
+    )
+    lines.append(
+        f"- **Which explanation is right?** Scored against the object masks and the model on "
+        f"{int(n['explained_images'])} test images (section below): {evaluation}."
     )
     if "misclassified_mean_saliency" in n:
         lines.append(
@@ -158,7 +163,7 @@ def run_demo(config: DemoConfig) -> dict[str, float]:
     start = time.perf_counter()
     cfg = check_config(config)
     size = cfg.plan.size
-    stage = _Stage(count=8)
+    stage = _Stage(count=9)
     with staged_folder(cfg.out) as folder:
         report = Report(folder)
         numbers = report.numbers
@@ -341,7 +346,61 @@ def run_demo(config: DemoConfig) -> dict[str, float]:
                       "the background is texture evidence; in α2β1, blue marks what argues against the class.")
         stage.end(f"{numbers['lrp10_on_object']:.0%} (α1β0) of the positive relevance on the object")
 
-        # 7. Parameter saliency
+        # 7. Ground-truth evaluation of the explanations of every model
+        pool_x, pool_y = (t[: cfg.plan.n_eval] for t in test.tensors())
+        correct = torch.stack([predict(models[m], pool_x) == pool_y for m in MODELS]).all(0)
+        chosen_eval = correct.nonzero().flatten()[:MAX_IMAGES]
+        all_correct = len(chosen_eval) >= min(8, len(pool_y))
+        if not all_correct:  # briefly trained models (tiny budgets): explain the first images whatever the prediction
+            chosen_eval = torch.arange(min(MAX_IMAGES, len(pool_y)))
+        which = ("test images that all three models classify correctly" if all_correct else
+                 "test images (too few are classified correctly by all three models)")
+        eval_x, eval_y, eval_masks = pool_x[chosen_eval], pool_y[chosen_eval], test.masks[chosen_eval]
+        explainers = {m: demo_methods(models[m], stylizer, cfg.plan.wsam_styles, cfg.seed) for m in MODELS}
+        methods_count = len(explainers["baseline"])
+        stage.start(f"evaluating explanations of the {len(MODELS)} models on {len(chosen_eval)} {which}: "
+                    f"{methods_count} methods against the object masks, deletion/insertion in {STEPS} steps")
+        evaluations = {}
+        for position, name in enumerate(MODELS, start=1):
+            began = time.perf_counter()
+            evaluations[name] = evaluate_demo_explanations(models[name], eval_x, eval_y, eval_masks, explainers[name],
+                                                           outline_width=max(1, size // 32))
+            say(f"evaluating explanations ({position}/{len(MODELS)}): {TITLES[name]} "
+                f"({time.perf_counter() - began:.1f} s)")
+        sentences, evaluation_finding = describe(evaluations, TITLES, {m: numbers[f"{m}_shape_bias"] for m in MODELS},
+                                                 len(chosen_eval))
+        numbers["explained_images"] = float(len(chosen_eval))
+        for name, result in evaluations.items():
+            means = result.means()
+            numbers[f"{name}_random_deletion_auc"] = means[RANDOM]["deletion AUC"]
+            numbers[f"{name}_best_deletion_auc"] = min(v["deletion AUC"] for m, v in means.items() if m != RANDOM)
+        report.section(
+            "Which explanation is right?",
+            f"Every map of the {methods_count} methods (a uniform random map gives the chance level) explains the true "
+            f"class of the first {len(chosen_eval)} {which}, and is "
+            "scored against the ground truth of ShapesTextures -- the object's mask and its outline band "
+            f"({max(1, size // 32)} px on each side of the boundary) -- and against the model. PG: pointing game "
+            "(the map's maximum on the region); RMA / RRA: relevance mass / rank accuracy (share of the positive "
+            "mass, and of the top-|region| pixels, on the region; an uninformative map scores the region's share: "
+            + ", ".join(f"{region} {share:.0%}" for region, share in evaluations["baseline"].region_share.items())
+            + "); EPG: energy pointing game (mass in the bounding box). Deletion / insertion: area under the "
+            f"softmax probability of the class as the map's top pixels are set to black / restored on a blurred "
+            f"image, in {STEPS} steps (a faithful map has a low deletion and a high insertion AUC). "
+            + ("With the texture shortcut the background carries the class's texture too, so for a texture-biased "
+               "model the evidence lies outside the object as well (1 − RMA (object) of the positive mass is on the "
+               "background) and the faithfulness columns decide; " if cfg.data.texture_shortcut else
+               "For a texture-biased model the object's texture is the evidence; ")
+            + "for a shape-biased model the outline is the evidence. ROAD is left out (minutes of imputation); "
+            "`benchmarks/evaluate_explanations.py` computes it.",
+        )
+        for name in MODELS:
+            report.lines += ["", f"### {TITLES[name]} (clean accuracy {numbers[f'{name}_accuracy']:.1%}, shape bias "
+                             f"{numbers[f'{name}_shape_bias']:.2f})"]
+            report.table(*table_rows(evaluations[name]))
+        report.lines += ["", " ".join(sentences)]
+        stage.end(sentences[0][:-1])
+
+        # 8. Parameter saliency
         stage.start("parameter saliency of the baseline")
         saliency = ParameterSaliency(baseline)
         saliency.fit(DataLoader(Subset(train, range(min(cfg.plan.n_eval * 2, len(train)))), batch_size=64),
@@ -369,7 +428,7 @@ def run_demo(config: DemoConfig) -> dict[str, float]:
                       "ones that carry the mistakes (the profile of correct images stays near 0).")
         stage.end(f"{len(wrong)} misclassified of {len(labels)}")
 
-        # 8. Robust accuracy
+        # 9. Robust accuracy
         eval_set = Subset(test, range(min(cfg.plan.n_eval, len(test))))
         stage.start(f"robust accuracy under PGD on {len(eval_set)} test images, baseline and SAT model")
         rows, header = [], []
@@ -401,7 +460,7 @@ def run_demo(config: DemoConfig) -> dict[str, float]:
             "of the models explained: "
             + ", ".join(f"{TITLES[m]} {numbers[f'{m}_accuracy']:.1%}" for m in MODELS) + ".",
             "",
-            *_findings(cfg, numbers, test.num_classes, list(MODELS)),
+            *_findings(cfg, numbers, test.num_classes, list(MODELS), evaluation_finding),
         ]
         report.lines += ["", f"Total time: {numbers['seconds']:.0f} s "
                          f"({sum(cached.values())} of {len(MODELS)} models from the cache)."]
