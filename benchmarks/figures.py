@@ -279,7 +279,9 @@ def main(argv: Sequence[str] | None = None, scripts: dict[str, Script] | None = 
                 print("figures.py: stopped; nothing written (--keep-going runs the other scripts)", file=sys.stderr)
                 return 1
     machine["load_average_after"] = load_average()
-    command = shlex.join(["python", "benchmarks/figures.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "benchmarks/figures.py", "--runs", str(args.runs),
+                          *(["--only", *args.only] if args.only else []),
+                          *(["--skip", *args.skip] if args.skip else []), *(["--quick"] if args.quick else [])])
     data = {"command": command, "runs": args.runs, "quick": args.quick,
             "smoke": args.quick or args.runs < 3, "machine": machine,
             "scripts": [{"name": r.name, "command": r.command, "seconds": round(r.seconds, 1),

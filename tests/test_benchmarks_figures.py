@@ -62,7 +62,7 @@ def test_driver_writes_table_json_and_machine_header(tmp_path: Path, capsys: pyt
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", machine["date_utc"])
     assert machine["logical_cores"] >= 1 and machine["torch_threads"] >= 1 and machine["cpu"]
     assert machine["torch"] == __import__("torch").__version__
-    assert data["smoke"] is False
+    assert data["smoke"] is False and data["command"] == "python benchmarks/figures.py --runs 3"
     page = (tmp_path / "figures.md").read_text()
     assert page.startswith("# Performance figures")
     assert f"| date | {machine['date_utc']} |" in page
