@@ -222,7 +222,8 @@ def describe(results: dict[str, ExplanationEvaluation], titles: dict[str, str], 
             f"{deleting[k]} for the {titles[k]} model ({best_deletion[k]})" if beats[k] else
             f"none for the {titles[k]} model (no map beats a random one by more than {margin:g}; best "
             f"{deleting[k]} {best_deletion[k]})" for k in means)
-    by_insertion = "by insertion " + _per_model(
+    by_insertion = "by insertion (the map whose top pixels, restored first, bring the class back fastest covers the " \
+        "evidence the model uses) " + _per_model(
         inserting, {k: f"{means[k][inserting[k]]['insertion AUC']:.2f} vs {chance[k]['insertion AUC']:.2f} random"
                     for k in means}, titles)
     sentences.append(by_deletion[0].upper() + by_deletion[1:] + "; " + by_insertion + ".")

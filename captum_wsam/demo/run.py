@@ -3,8 +3,10 @@
 Trains a :class:`~captum_wsam.models.SmallCNN` three ways (plain, with :class:`~captum_wsam.augment.StyleAugment`,
 with SAT), then writes ``report.md`` -- opening with findings written from the measured numbers -- and PNG figures:
 accuracy and shape bias (Geirhos et al. 2019, arXiv:1811.12231), SAM across α and WSAM maps (Moreno-Vera et al.),
-WSAM variance per class, LRP αβ (Bach et al. 2015) next to Captum's Grad-CAM, a parameter-saliency profile (Levin et
-al. 2021, arXiv:2108.01335) and robust accuracy under PGD (Madry et al. 2018, arXiv:1706.06083):
+WSAM variance per class, LRP αβ (Bach et al. 2015) next to Captum's Grad-CAM, a ground-truth evaluation of the
+explanations of every model (pointing game, relevance mass/rank accuracy on the object and its outline, deletion and
+insertion AUC; :mod:`captum_wsam.demo.evaluation`), a parameter-saliency profile (Levin et al. 2021,
+arXiv:2108.01335) and robust accuracy under PGD (Madry et al. 2018, arXiv:1706.06083):
 
 .. math:: \\text{robust accuracy} = \\frac{1}{N} \\sum_i
     \\mathbb{1}\\Big[f\\big(\\operatorname{PGD}_\\varepsilon(x_i)\\big) = y_i\\Big]
