@@ -227,7 +227,7 @@ def test_evaluation_sentences_follow_the_numbers():
                             "grows with the model's shape bias.")
     assert sentences[1].startswith("By deletion the most faithful map is A for the texture model (0.10 vs 0.20 "
                                    "random); none for the shape model")
-    assert "by insertion B for the texture model (0.90 vs 0.50 random); WSAM for the shape model" in sentences[1]
+    assert "model uses) B for the texture model (0.90 vs 0.50 random); WSAM for the shape model" in sentences[1]
     assert sentences[2].endswith(": B, WSAM for the texture model.")  # 0.5 and 0.3 vs 0.2; shape's 0.21 within margin
     assert sentences[3].startswith("All-zero maps") and "B on 3 of 4 images for the shape model" in sentences[3]
     assert "WSAM, which averages many styles weighted by the class probability, on none" in sentences[3]
