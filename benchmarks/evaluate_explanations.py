@@ -36,25 +36,16 @@ import torch
 from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 from torch import Tensor, nn
 
-from captum_wsam.attr import SAM, WSAM, LRPAlphaBeta
+from captum_wsam.attr import LRP, SAM, WSAM, EpsilonPlus, LRPAlphaBeta, ZBox
 from captum_wsam.data import ShapesTextures
 from captum_wsam.metrics import evaluate_explanations, outline_mask, shape_bias
 from captum_wsam.models import SmallCNN
 from captum_wsam.train import accuracy, predict, train_classifier
 
-try:  # LRP with composites (zennit-style) is newer than LRPAlphaBeta
-    from captum_wsam.attr import LRP, EpsilonPlus, ZBox
-except ImportError:  # pragma: no cover - depends on the package version
-    LRP = EpsilonPlus = ZBox = None
-
 
 def _datasets(kind: str, n: int, size: int, seed: int, cue_conflict: bool = False) -> ShapesTextures:
     if kind == "texture-shortcut":
-        try:
-            return ShapesTextures(n=n, size=size, seed=seed, cue_conflict=cue_conflict, texture_shortcut=True)
-        except TypeError as error:
-            raise SystemExit("this benchmark needs ShapesTextures(..., texture_shortcut=True), which this version of "
-                             f"captum_wsam.data does not have ({error})") from error
+        return ShapesTextures(n=n, size=size, seed=seed, cue_conflict=cue_conflict, texture_shortcut=True)
     return ShapesTextures(n=n, size=size, seed=seed, cue_conflict=cue_conflict, cue_agreement=0.0)
 
 
@@ -85,9 +76,8 @@ def methods_for(model: nn.Module, size: int, wsam_styles: int, seed: int) -> dic
                            grid),
         "LRP α1β0": LRPAlphaBeta(model, alpha=1.0, beta=0.0),
         "LRP α2β1": LRPAlphaBeta(model, alpha=2.0, beta=1.0),
+        "LRP EpsilonPlus": LRP(model, composite=EpsilonPlus(first_layer=ZBox(0.0, 1.0))),
     }
-    if LRP is not None:
-        methods["LRP EpsilonPlus"] = LRP(model, composite=EpsilonPlus(first_layer=ZBox(0.0, 1.0)))
     return methods
 
 
@@ -142,8 +132,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.size, args.n_train, args.n_test, args.epochs, args.n_eval, args.steps, args.wsam_styles = (
             32, 400, 100, 2, 16, 10, 2)
-    if "texture-shortcut" in args.models:
-        _datasets("texture-shortcut", 1, 32, 0)  # fails early, with a clear message, on an older ShapesTextures
     command = "python benchmarks/evaluate_explanations.py " + " ".join(sys.argv[1:] if argv is None else argv)
     sections = [f"## Ground-truth evaluation of explanations\n\nCommand: `{command.strip()}`\n"]
     for kind in args.models:
