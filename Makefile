@@ -5,22 +5,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # the demo needs the package alone (no dev tools: no docs, notebooks, zennit)
 DEMO_STAMP := $(VENV)/.installed-demo-stamp
-# a .pth editable install: setuptools' default for a flat layout (a meta path finder) prints an "Editable
-# installation" warning box on every install
-EDITABLE := --config-settings editable_mode=compat
 
 .PHONY: demo test lint docs benchmarks figures clean test-models
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' $(EDITABLE)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 $(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e . $(EDITABLE)
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
