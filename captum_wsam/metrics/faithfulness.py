@@ -252,7 +252,8 @@ def deletion_insertion(
     :math:`m_k` marks the :math:`\\lfloor k H W / S \\rfloor` pixels of largest :math:`M = \\sum_c A_c` (ties in
     row-major order; layer maps are upsampled to the input size) and :math:`p_c` is the softmax probability of the
     target class. The :math:`S - 1` intermediate steps of each curve are the only model passes besides the inputs
-    themselves and the substrate, all batched.
+    themselves and the substrate, all batched; a substrate that is the same for every sample (a constant, the
+    default for deletion) costs one image instead of a batch.
 
     Args:
         model: the classifier (module or callable returning logits :math:`(N, K)`); run in eval mode without
@@ -314,7 +315,17 @@ def deletion_insertion(
                     use_substrate = top if curve == "deletion" else ~top
                     return torch.where(use_substrate, substrate[sample], x[sample])
 
-                scores = _scores(model, make_images, steps, target, softmax, batch_size, progress, curve)
+                jobs = steps
+                if curve == "deletion" and bool((substrate == substrate[:1]).all()):
+                    # The last deletion step removes every pixel: each image is the substrate, and a substrate
+                    # that is the same for every sample (a constant, the default) is one image, not a batch.
+                    jobs = steps - 1
+                    logits = model(substrate[:1])
+                    probabilities = logits.float().softmax(1) if softmax else logits.float()
+                    last = probabilities[0, target][None]
+                scores = _scores(model, make_images, jobs, target, softmax, batch_size, progress, curve)
+                if jobs < steps:
+                    scores = torch.cat([scores, last])
                 known = original[None]
                 curves[curve] = torch.cat([known, scores]) if curve == "deletion" else torch.cat([scores, known])
     return DeletionInsertionResult(

@@ -162,6 +162,27 @@ def test_deletion_insertion_matches_reference(model, inputs, steps):
     assert result.target.tolist() == target
 
 
+def test_a_constant_deletion_substrate_costs_one_image_and_a_varying_one_a_batch(model, inputs):
+    """The fully deleted image is the substrate: one image when it is the same for every sample, else a batch; the
+    last point of the curve is the substrate's probability either way."""
+    maps = torch.rand(3, SIZE, SIZE, generator=torch.Generator().manual_seed(4))
+    target = torch.tensor([0, 3, 5])
+    varying = torch.rand(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+    for substrate, last_images in ((0.0, 1), (varying, 3)):
+        sizes: list[int] = []
+        handle = model.register_forward_pre_hook(lambda module, args, sizes=sizes: sizes.append(len(args[0])))
+        try:
+            result = deletion_insertion(model, inputs, maps, target=target, steps=4, mode="deletion",
+                                        deletion_baseline=substrate, progress=False)
+        finally:
+            handle.remove()
+        assert sum(sizes) == 3 + 3 * 3 + last_images  # the inputs, steps 1..3, the fully deleted images
+        pixels = torch.full_like(inputs, substrate) if isinstance(substrate, float) else substrate
+        with torch.no_grad():
+            expected = model(pixels).softmax(1)[torch.arange(3), target]
+        torch.testing.assert_close(result.deletion[-1], expected, atol=1e-6, rtol=1e-5)
+
+
 def test_auc_is_rise_auc_for_equal_steps(model, inputs):
     result = deletion_insertion(model, inputs, torch.rand(3, SIZE, SIZE), target=1, steps=8, progress=False)
     for curve, auc in ((result.deletion, result.deletion_auc), (result.insertion, result.insertion_auc)):
