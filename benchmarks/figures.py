@@ -12,6 +12,7 @@ Run from the repository root (``make figures`` runs it on an idle machine)::
     python benchmarks/figures.py                      # every script, --runs 3
     python benchmarks/figures.py --skip demo          # all but the slow demo benchmark
     python benchmarks/figures.py --only lrp wsam --runs 5
+    python benchmarks/figures.py --only lrp --update  # rerun one script, keep the others' figures (own dates)
     python benchmarks/figures.py --quick --runs 1     # smoke run with small settings (marked as such on the page)
     python benchmarks/figures.py --list
 """
@@ -31,6 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURE_PREFIX = "FIGURE "
@@ -86,6 +88,9 @@ class ScriptRun:
     returncode: int
     figures: list[dict[str, object]]
     error: str | None = None
+    date_utc: str = ""
+    load_average_before: list[float] | None = None
+    load_average_after: list[float] | None = None
 
 
 def parse_figures(output: str, source: str) -> list[dict[str, object]]:
@@ -135,6 +140,7 @@ def run_script(name: str, script: Script, runs: int, quick: bool) -> ScriptRun:
     argv = [sys.executable, str(path), "--runs", str(runs), *(script.quick if quick else ())]
     command = shlex.join(["python", script.path, *argv[2:]])
     print(f"== {name}: {command}", flush=True)
+    date, load_before = utc_now(), load_average()
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -146,7 +152,7 @@ def run_script(name: str, script: Script, runs: int, quick: bool) -> ScriptRun:
     returncode = process.wait()
     seconds = time.perf_counter() - start
     output = "".join(lines)
-    result = ScriptRun(name, command, seconds, returncode, [])
+    result = ScriptRun(name, command, seconds, returncode, [], None, date, load_before, load_average())
     if returncode != 0:
         tail = "".join(lines[-20:])
         result.error = f"{name}: `{command}` exited with status {returncode}; its last lines:\n{tail}"
@@ -179,11 +185,15 @@ def load_average() -> list[float] | None:
         return None
 
 
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def machine_info() -> dict[str, object]:
     """Date (UTC), platform, CPU model, logical cores, python and torch versions, torch threads, OMP_NUM_THREADS."""
     import torch
 
-    return {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    return {"date_utc": utc_now(),
             "platform": platform.platform(), "cpu": cpu_model(), "logical_cores": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "load_average_before": load_average()}
@@ -224,9 +234,16 @@ def render_markdown(data: dict[str, object]) -> str:
               f"| load average (1, 5, 15 min) | before {load('load_average_before')}; "
               f"after {load('load_average_after')} |",
               f"| wall time | {sum(float(r['seconds']) for r in runs):,.0f} s in all |", ""]  # type: ignore[arg-type]
+    if data.get("updates"):
+        lines += ["Scripts rerun since (`--update`): " + "; ".join(
+            f"`{u['command']}` on {u['date_utc']}" for u in data["updates"]) + ". Each section says when its "  # type: ignore[union-attr, index]
+            "script ran and the load average around it.", ""]
     for run in runs:
+        before, after = run.get("load_average_before"), run.get("load_average_after")
+        when = f", run {run.get('date_utc') or machine['date_utc']}" + (
+            f" (load average {before[0]:.2f} before, {after[0]:.2f} after)" if before and after else "")  # type: ignore[index]
         lines += [f"## {run['name']}", "",
-                  f"`{run['command']}`: {float(run['seconds']):,.0f} s wall"  # type: ignore[arg-type]
+                  f"`{run['command']}`: {float(run['seconds']):,.0f} s wall{when}"  # type: ignore[arg-type]
                   + (f"; **failed**: {_cell(str(run['error']).splitlines()[0])}" if run.get("error") else "."), ""]
         own = [f for f in figures if f["script"] == run["name"]]
         if not own:
@@ -238,6 +255,19 @@ def render_markdown(data: dict[str, object]) -> str:
                          f"`{_cell(str(f['command']))}` |")
         lines.append("")
     return "\n".join(lines)
+
+
+def merged(previous: dict[str, Any], rerun: dict[str, Any], command: str, date: str) -> dict[str, Any]:
+    """``previous`` with the scripts of ``rerun`` (and their figures) replaced in place, new ones appended."""
+    names = {run["name"] for run in rerun["scripts"]}
+    scripts = [next(r for r in rerun["scripts"] if r["name"] == run["name"]) if run["name"] in names else run
+               for run in previous["scripts"]]
+    scripts += [run for run in rerun["scripts"] if run["name"] not in {r["name"] for r in previous["scripts"]}]
+    order = [run["name"] for run in scripts]
+    figures = [f for f in previous["figures"] if f["script"] not in names] + rerun["figures"]
+    figures.sort(key=lambda f: order.index(f["script"]))  # stable: each script's own order is kept
+    return {**previous, "scripts": scripts, "figures": figures,
+            "updates": [*previous.get("updates", []), {"command": command, "date_utc": date}]}
 
 
 def main(argv: Sequence[str] | None = None, scripts: dict[str, Script] | None = None) -> int:
@@ -252,6 +282,9 @@ def main(argv: Sequence[str] | None = None, scripts: dict[str, Script] | None = 
     parser.add_argument("--quick", action="store_true", help="small settings where the scripts have them (smoke run)")
     parser.add_argument("--keep-going", action="store_true", help="after a failing script, run the others")
     parser.add_argument("--list", action="store_true", help="list the scripts and their smoke settings, run nothing")
+    parser.add_argument("--update", action="store_true",
+                        help="rerun the selected scripts only and replace their figures in the existing JSON and page "
+                             "(same machine; the others are kept with their own date)")
     parser.add_argument("--out-md", type=Path, default=ROOT / "docs" / "figures.md")
     parser.add_argument("--out-json", type=Path, default=ROOT / "benchmarks" / "figures.json")
     args = parser.parse_args(argv)
@@ -268,7 +301,20 @@ def main(argv: Sequence[str] | None = None, scripts: dict[str, Script] | None = 
             print(f"{name:20s} {script.path}  {script.about}  (--quick: {shlex.join(script.quick) or 'none'})")
         return 0
 
+    previous = None
+    if args.update:
+        if not args.out_json.is_file():
+            parser.error(f"--update needs an existing {args.out_json}; run without --update first")
+        previous = json.loads(args.out_json.read_text())
+        if previous.get("quick") != args.quick or previous.get("runs") != args.runs:
+            parser.error(f"--update must use the settings of {args.out_json} (--runs {previous.get('runs')}"
+                         f"{', --quick' if previous.get('quick') else ''})")
     machine = machine_info()
+    if previous is not None:
+        here = {k: machine[k] for k in ("platform", "cpu", "logical_cores", "torch", "torch_threads")}
+        there = {k: previous["machine"].get(k) for k in here}
+        if here != there:
+            parser.error(f"--update on another machine or setup ({here} against {there}); run everything again")
     results: list[ScriptRun] = []
     for name in selected:
         result = run_script(name, scripts[name], args.runs, args.quick)
@@ -285,8 +331,12 @@ def main(argv: Sequence[str] | None = None, scripts: dict[str, Script] | None = 
     data = {"command": command, "runs": args.runs, "quick": args.quick,
             "smoke": args.quick or args.runs < 3, "machine": machine,
             "scripts": [{"name": r.name, "command": r.command, "seconds": round(r.seconds, 1),
-                         "returncode": r.returncode, "figures": len(r.figures), "error": r.error} for r in results],
+                         "returncode": r.returncode, "figures": len(r.figures), "error": r.error,
+                         "date_utc": r.date_utc, "load_average_before": r.load_average_before,
+                         "load_average_after": r.load_average_after} for r in results],
             "figures": [{"script": r.name, **f} for r in results for f in r.figures]}
+    if previous is not None:
+        data = merged(previous, data, command.replace("figures.py", "figures.py --update", 1), machine["date_utc"])
     args.out_json.parent.mkdir(parents=True, exist_ok=True)
     args.out_json.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     args.out_md.parent.mkdir(parents=True, exist_ok=True)

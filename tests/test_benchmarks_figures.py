@@ -196,3 +196,29 @@ def test_every_readme_benchmark_script_accepts_runs() -> None:
         assert re.search(r"--runs\b", text), f"{script.path} does not accept --runs"
         for flag in (arg for arg in script.quick if arg.startswith("--")):  # the smoke settings exist too
             assert re.search(rf"{re.escape(flag)}\b", text), f"{name}: --quick passes {flag}, unknown to {script.path}"
+
+
+def test_update_reruns_one_script_and_keeps_the_others(tmp_path: Path) -> None:
+    scripts = {"first": fake_script(tmp_path, name="first.py"), "second": fake_script(tmp_path, name="second.py")}
+    assert run_driver(tmp_path, scripts, "--runs", "3") == 0
+    before = json.loads((tmp_path / "figures.json").read_text())
+    (tmp_path / "second.py").write_text((tmp_path / "second.py").read_text().replace("1234.5", "1111.0"))
+    assert run_driver(tmp_path, scripts, "--runs", "3", "--only", "second", "--update") == 0
+    after = json.loads((tmp_path / "figures.json").read_text())
+    assert [r["name"] for r in after["scripts"]] == ["first", "second"]
+    assert after["scripts"][0] == before["scripts"][0]  # kept, with its own date and load
+    assert [(f["script"], f["name"]) for f in after["figures"]] == [(f["script"], f["name"]) for f in before["figures"]]
+    assert [f["median"] for f in after["figures"] if f["script"] == "second"] == [1.5, 1111.0]
+    assert after["figures"][:2] == before["figures"][:2] and after["machine"] == before["machine"]
+    assert after["updates"][0]["command"].startswith("python benchmarks/figures.py --update --runs 3 --only second")
+    page = (tmp_path / "figures.md").read_text()
+    assert "Scripts rerun since (`--update`)" in page and page.count(", run 20") == 2  # each section's own date
+
+
+def test_update_needs_the_same_settings_and_an_existing_page(tmp_path: Path) -> None:
+    scripts = {"fake": fake_script(tmp_path)}
+    with pytest.raises(SystemExit):
+        run_driver(tmp_path, scripts, "--update")  # nothing to update yet
+    assert run_driver(tmp_path, scripts, "--runs", "3") == 0
+    with pytest.raises(SystemExit):
+        run_driver(tmp_path, scripts, "--runs", "5", "--update")  # other settings than the page's
