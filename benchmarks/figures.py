@@ -342,7 +342,8 @@ def main(argv: Sequence[str] | None = None, scripts: dict[str, Script] | None = 
     args.out_md.parent.mkdir(parents=True, exist_ok=True)
     args.out_md.write_text(render_markdown(data) + "\n")
     failed = [r.name for r in results if r.error]
-    print(f"\nfigures.py: {len(data['figures'])} figures from {len(results) - len(failed)} scripts written to "
+    print(f"\nfigures.py: {sum(len(r.figures) for r in results)} figures from {len(results) - len(failed)} scripts "
+          f"({len(data['figures'])} on the page) written to "
           f"{args.out_md} and {args.out_json}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
