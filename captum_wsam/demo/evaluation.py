@@ -32,9 +32,8 @@ from captum.attr import LayerGradCam, Saliency
 from torch import Tensor, nn
 
 from ..attr import SAM, WSAM, LRPAlphaBeta
-from ..metrics import deletion_insertion, evaluate_explanations, outline_mask
+from ..metrics import evaluate_explanations, outline_mask
 from ..metrics.explanation_evaluation import ExplanationEvaluation
-from ..metrics.localisation import attribution_map
 
 RANDOM = "Random (chance)"
 STEPS = 10  # deletion/insertion steps: 2 x 10 batched passes per method
@@ -93,9 +92,8 @@ def evaluate_demo_explanations(
 ) -> ExplanationEvaluation:
     """Localisation on the object and its outline, and deletion/insertion AUCs (no ROAD), for each method.
 
-    Each method's map is computed once (summed over channels and upsampled to the input's size) and shared by the
-    localisation metrics (:func:`~captum_wsam.metrics.evaluate_explanations`) and
-    :func:`~captum_wsam.metrics.deletion_insertion`.
+    :func:`~captum_wsam.metrics.evaluate_explanations` with ``road=False``: each method's map is computed once and
+    shared by all metrics.
 
     Args:
         model: the classifier (in eval mode).
@@ -119,17 +117,9 @@ def evaluate_demo_explanations(
         >>> result.columns[-2:], result.scores["Saliency"]["deletion AUC"].shape
         (['deletion AUC', 'insertion AUC'], torch.Size([2]))
     """
-    size = tuple(inputs.shape[-2:])
-    maps = {name: attribution_map(method(inputs, target=target), size) for name, method in methods.items()}
     regions = {"object": masks, "outline": outline_mask(masks, width=outline_width)}
-    localisation = evaluate_explanations(model, inputs, regions, maps, target=target, faithfulness=False,
-                                         progress=False)
-    scores = {name: dict(row) for name, row in localisation.scores.items()}
-    for name, attributions in maps.items():
-        curves = deletion_insertion(model, inputs, attributions, target=target, steps=steps, progress=False)
-        scores[name]["deletion AUC"], scores[name]["insertion AUC"] = curves.deletion_auc, curves.insertion_auc
-    columns = {**localisation.higher_is_better, "deletion AUC": False, "insertion AUC": True}
-    return ExplanationEvaluation(scores=scores, higher_is_better=columns, region_share=localisation.region_share)
+    return evaluate_explanations(model, inputs, regions, methods, target=target, steps=steps, road=False,
+                                 progress=False)
 
 
 def table_rows(result: ExplanationEvaluation) -> tuple[list[str], list[list[Any]]]:

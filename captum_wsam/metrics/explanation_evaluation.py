@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 from .._checks import check_images, check_positive_int, check_type
 from .._state import eval_mode, kept_buffers, untouched
 from .._typing import TargetType
-from .faithfulness import compute_attributions, deletion_insertion, resolve_target, road
+from .faithfulness import compute_attributions, deletion_insertion, resolve_target
+from .faithfulness import road as road_metric
 from .localisation import (
     attribution_map,
     energy_pointing_game,
@@ -162,6 +163,7 @@ def evaluate_explanations(
     steps: int = 20,
     percentages: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     faithfulness: bool = True,
+    road: bool = True,
     batch_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -187,6 +189,8 @@ def evaluate_explanations(
         steps: deletion/insertion steps.
         percentages: ROAD removal fractions.
         faithfulness: also compute deletion/insertion and ROAD (the expensive part).
+        road: with ``faithfulness``, include ROAD (by far the slowest column: an imputation per removal fraction);
+            ``False`` keeps deletion and insertion only.
         batch_size: images per model pass in the faithfulness metrics.
         seed: seed of ROAD's imputation noise.
         progress: show a tqdm bar over the methods.
@@ -218,10 +222,13 @@ def evaluate_explanations(
         raise ValueError("methods must name at least one attribution method, got an empty mapping")
     check_positive_int(steps, "steps")
     check_type(faithfulness, "faithfulness", bool)
+    check_type(road, "road", bool)
     check_type(progress, "progress", bool)
     columns = {f"{k} ({r})": True for r in regions for k in LOCALISATION}
     if faithfulness:
-        columns.update({"deletion AUC": False, "insertion AUC": True, "ROAD": True})
+        columns.update({"deletion AUC": False, "insertion AUC": True})
+        if road:
+            columns["ROAD"] = True
     size = tuple(inputs.shape[-2:])
     scores: dict[str, dict[str, Tensor]] = {}
     with untouched(model, inputs), eval_mode(model), kept_buffers(model):
@@ -236,8 +243,9 @@ def evaluate_explanations(
                 curves = deletion_insertion(model, inputs, attributions, target=resolved, steps=steps,
                                             batch_size=batch_size, progress=False)
                 row["deletion AUC"], row["insertion AUC"] = curves.deletion_auc.cpu(), curves.insertion_auc.cpu()
-                row["ROAD"] = road(model, inputs, attributions, target=resolved, percentages=percentages,
-                                   seed=seed, batch_size=batch_size, progress=False).combined.cpu()
+                if road:
+                    row["ROAD"] = road_metric(model, inputs, attributions, target=resolved, percentages=percentages,
+                                              seed=seed, batch_size=batch_size, progress=False).combined.cpu()
             scores[name] = row
     share = {r: float(m.float().mean()) for r, m in regions.items()}
     return ExplanationEvaluation(scores=scores, higher_is_better=columns, region_share=share)

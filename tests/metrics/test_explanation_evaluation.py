@@ -82,6 +82,18 @@ def test_table_equals_direct_calls(setup):
     assert markdown.count("\n") == 3 and "**" in markdown
 
 
+def test_without_road_the_other_columns_are_unchanged(setup):
+    model, x, masks = setup
+    kwargs = {"target": torch.tensor([0, 1, 2]), "steps": 3, "percentages": (0.5,), "progress": False}
+    full = evaluate_explanations(model, x, masks, {"Saliency": Saliency(model)}, **kwargs)
+    fast = evaluate_explanations(model, x, masks, {"Saliency": Saliency(model)}, road=False, **kwargs)
+    assert list(fast.higher_is_better) == [c for c in full.higher_is_better if c != "ROAD"]
+    for column, values in fast.scores["Saliency"].items():
+        torch.testing.assert_close(values, full.scores["Saliency"][column])
+    with pytest.raises(TypeError, match="road"):
+        evaluate_explanations(model, x, masks, {"Saliency": Saliency(model)}, road="no", **kwargs)
+
+
 def test_nan_scores_are_counted_not_averaged():
     result = ExplanationEvaluation({"zero": {"RMA (object)": torch.tensor([math.nan, 0.5])}}, {"RMA (object)": True})
     assert result.means()["zero"]["RMA (object)"] == 0.5
