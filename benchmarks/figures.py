@@ -71,6 +71,8 @@ SCRIPTS: dict[str, Script] = {
     "style_transfer": Script("benchmarks/bench_style_transfer.py", ("--quick", "--size", "32"),
                              "texture diagnostic of the style backends"),
     "demo": Script("benchmarks/bench_demo.py", ("--modes", "quick"), "demo time (slow: trains the demo's models)"),
+    "reproduce_sat_lpa3": Script("benchmarks/reproduce_sat_lpa3.py", ("--quick",),
+                                 "SAT and LP-A3 orderings over seeds (slow: trains 9 models per seed)"),
 }
 
 

@@ -14,8 +14,10 @@
    standard training under symmetric label noise (``ShapesTextures(label_noise=r)``), :class:`LPA3Trainer` with its
    defaults (the official ones), accuracy on clean test labels. The paper's ordering: standard < LP-A3.
 
-Every configuration runs for each seed (default 0, 1, 2; model init, data order and attack draws change with it);
-tables give mean ± std (sample std over seeds), and each ordering says in how many seeds it held. The AutoAttack here
+Every configuration runs for each seed (``--runs N``: seeds 0..N-1, default 3; model init, data order and attack
+draws change with it); tables give the median [min, max] over seeds, training time as a multiple of the baseline's
+(Original, Standard) in the same seed, and each ordering says in how many seeds it held; the script ends with one
+``FIGURE`` line per table cell (``make figures``). The AutoAttack here
 is the standard composition at a reduced budget (``--aa-steps`` iterations, ``--aa-queries`` Square queries; the
 standard is 100 and 5,000) so that the whole script stays within 30 min on 2 CPU cores (``--quick``: one seed, small
 sizes, a few minutes; a smoke test, not a result).
@@ -29,13 +31,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torchattacks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import add_runs_argument, figure_line
 
 from captum_wsam.attacks import PGDSAT, TRADESSAT
 from captum_wsam.data import ShapesTextures
@@ -90,17 +98,27 @@ def sat_trainer(name: str, model: SmallCNN, optimizer: Any, seed: int, eps: floa
     raise ValueError(name)
 
 
-def mean_std(values: Sequence[float]) -> str:
-    mean = 100 * statistics.fmean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}"
+def spread(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+    """``median [min, max]`` over seeds (accuracies as percentages)."""
+    v = [scale * x for x in values]
+    return f"{statistics.median(v):.{digits}f} [{min(v):.{digits}f}, {max(v):.{digits}f}]"
 
 
-def table(rows: dict[str, dict[str, list[float]]], columns: Sequence[str], extra: dict[str, str] | None = None) -> str:
-    head = "| method | " + " | ".join(columns) + (" | training (s) |" if extra else " |")
+def time_ratios(times: dict[str, list[float]], reference: str) -> dict[str, list[float]]:
+    """Each method's training time over the reference method's, seed by seed (ratios within one run)."""
+    return {name: [t / r for t, r in zip(values, times[reference])] for name, values in times.items()}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def table(rows: dict[str, dict[str, list[float]]], columns: Sequence[str], extra: dict[str, str] | None = None,
+          extra_title: str = "training time") -> str:
+    head = "| method | " + " | ".join(columns) + (f" | {extra_title} |" if extra else " |")
     lines = [head, "|" + "---|" * (len(columns) + 1 + bool(extra))]
     for name, row in rows.items():
-        cells = [mean_std(row[c]) for c in columns] + ([extra[name]] if extra else [])
+        cells = [spread(row[c]) for c in columns] + ([extra[name]] if extra else [])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -177,7 +195,8 @@ def run_lpa3(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, small sizes: checks the script runs")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2 (--quick: 0)")
+    add_runs_argument(parser)
+    parser.add_argument("--seeds", type=int, nargs="+", help="explicit seeds (default: 0 .. --runs - 1; --quick: 0)")
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=6)
@@ -205,7 +224,7 @@ def main() -> None:
     if args.methods is None:
         args.methods = [m for m in METHODS if args.with_official or "official" not in m]
     if args.seeds is None:
-        args.seeds = [0] if args.quick else [0, 1, 2]
+        args.seeds = [0] if args.quick else list(range(args.runs))
     if args.quick:
         args.n_train, args.n_test, args.epochs, args.noise_epochs = 500, 50, 3, 4
         args.aa_steps, args.aa_queries, args.width, args.n_aa = 5, 50, 8, 50
@@ -228,6 +247,7 @@ def main() -> None:
             with open(args.json, "w") as handle:
                 json.dump(out, handle, indent=1)
     report(out)
+    print("\n" + "\n".join(figure_lines(out)))
     print(f"\nTotal time: {out['wall_s']:.0f} s wall, {out['cpu_s']:.0f} s CPU (all threads; summed over processes "
           "when combined)")
 
@@ -270,20 +290,22 @@ def report(out: dict[str, Any]) -> None:
         rows = sat["rows"]
         methods = [m for m in METHODS if m in rows]
         columns = ["clean", *(f"PGD {e}/255" for e in PGD_EPS), *(f"AA {e}/255" for e in args.aa_eps)]
-        extra = {n: f"{statistics.fmean(sat['times'][n]):.0f}" for n in methods}
-        print(f"\nSAT family: accuracy (%) on {args.n_test} ShapesTextures test images, mean ± std over seeds {seeds}; "
+        ratios = time_ratios({n: sat["times"][n] for n in methods}, "Original") if "Original" in methods else {}
+        extra = {n: spread(ratios[n], 1.0, 2) + " ×" for n in methods} if ratios else None
+        print(f"\nSAT family: accuracy (%) on {args.n_test} ShapesTextures test images, median [min, max] over seeds "
+              f"{seeds}; training time as a multiple of Original's in the same seed; "
               f"SmallCNN(width={args.width}, depth={args.depth}), {args.epochs} epochs on {args.n_train} images, "
               f"training eps = {255 * args.train_eps:.0f}/255 with {args.train_steps}-step PGD/TRADES; PGD: 5 steps, "
               f"alpha = eps/2; AA: AutoAttack (APGD-CE, APGD-T, FAB-T, Square; {args.aa_steps} iterations, "
               f"{args.aa_queries} queries) on the first {min(args.n_aa, args.n_test)} test images:\n")
-        print(table({n: rows[n] for n in methods}, columns, extra))
+        print(table({n: rows[n] for n in methods}, columns, extra, "training time × Original"))
         e = args.aa_eps[0]
         print(f"\nGradient-masking check at {e}/255 on the AutoAttack images (AutoAttack's white-box attacks vs all "
               f"four; 20-step PGD at {e} and {16 * e}/255; PGD with 5 vs 20 steps):\n")
         for name in methods:
             flagged = sum(bool(f) for f in sat["masking"][name])
             gap = [w - a for w, a in zip(rows[name]["AA white-box"], rows[name][f"AA {e}/255"])]
-            print(f"- {name}: white-box {mean_std(rows[name]['AA white-box'])}, Square gap {mean_std(gap)}; "
+            print(f"- {name}: white-box {spread(rows[name]['AA white-box'])}, Square gap {spread(gap)}; "
                   f"flagged in {flagged}/{len(args.seeds)} seeds"
                   + (f" ({'; '.join(sorted({x for f in sat['masking'][name] for x in f}))})" if flagged else ""))
         print("\nOrderings of the SAT paper (seeds in which they held, per column):\n")
@@ -301,14 +323,47 @@ def report(out: dict[str, Any]) -> None:
         lpa3 = out["lpa3"]
         keys = [f"{100 * r:.0f} % noise" for r in args.label_noise]
         print(f"\nLP-A3 (LPA3Trainer defaults = the official ones) vs standard training: accuracy (%) on clean test "
-              f"labels, mean ± std over seeds {seeds}; {args.noise_epochs} epochs on {args.n_train} images with "
-              "symmetric label noise:\n")
-        extra = {n: f"{statistics.fmean(lpa3[n]['time']):.0f}" for n in lpa3}
-        print(table({n: {k: lpa3[n][k] for k in keys} for n in lpa3}, keys, extra))
+              f"labels, median [min, max] over seeds {seeds}; {args.noise_epochs} epochs on {args.n_train} images with "
+              "symmetric label noise; training time as a multiple of Standard's in the same seed:\n")
+        lpa3_ratios = time_ratios({n: lpa3[n]["time"] for n in lpa3}, "Standard")
+        extra = {n: spread(lpa3_ratios[n], 1.0, 2) + " ×" for n in lpa3}
+        print(table({n: {k: lpa3[n][k] for k in keys} for n in lpa3}, keys, extra, "training time × Standard"))
         print()
         for key in keys:
             held, word = verdict(lpa3["Standard"][key], lpa3["LP-A3"][key], True)
             print(f"- Standard < LP-A3 at {key}: {word} ({held}/{len(lpa3['Standard'][key])} seeds)")
+
+
+def figure_lines(out: dict[str, Any]) -> list[str]:
+    """One ``FIGURE`` line per table cell: accuracies in %, training time as a multiple of the baseline's."""
+    lines = []
+    if "sat" in out:
+        args = argparse.Namespace(**out.get("sat_args", out["args"]))
+        rows, times = out["sat"]["rows"], out["sat"]["times"]
+        setting = (f"SmallCNN(width={args.width}, depth={args.depth}), {args.epochs} epochs on {args.n_train} "
+                   f"ShapesTextures images at 32x32, training eps {255 * args.train_eps:.0f}/255, one seed per run")
+        for name in (m for m in METHODS if m in rows):
+            for column, values in rows[name].items():
+                lines.append(figure_line(f"sat_{slug(name)}_{slug(column)}", f"{name}: accuracy, {column}, {setting}",
+                                         f"% of {args.n_test} test images", [100 * v for v in values]))
+        if "Original" in times:
+            for name, values in time_ratios({m: times[m] for m in METHODS if m in times}, "Original").items():
+                lines.append(figure_line(f"sat_{slug(name)}_training_time", f"{name}: training time, {setting}",
+                                         "x Original's training time", values))
+    if "lpa3" in out:
+        args = argparse.Namespace(**out.get("lpa3_args", out["args"]))
+        lpa3 = out["lpa3"]
+        setting = f"{args.noise_epochs} epochs on {args.n_train} ShapesTextures images, one seed per run"
+        for name, row in lpa3.items():
+            for key in (f"{100 * r:.0f} % noise" for r in args.label_noise):
+                lines.append(figure_line(f"lpa3_{slug(name)}_{slug(key)}", f"{name}: clean test accuracy, {key}, "
+                                         f"{setting}", f"% of {args.n_test} test images",
+                                         [100 * v for v in row[key]]))
+        if "Standard" in lpa3:
+            for name, values in time_ratios({n: lpa3[n]["time"] for n in lpa3}, "Standard").items():
+                lines.append(figure_line(f"lpa3_{slug(name)}_training_time", f"{name}: training time, {setting}",
+                                         "x Standard's training time", values))
+    return lines
 
 
 if __name__ == "__main__":
