@@ -118,4 +118,25 @@ missing prepare(), render(), encode_styles(), default_style_bank(), config, styl
         )
 
 
-__all__ = ["BACKEND_METHODS", "BACKEND_PROPERTIES", "StyleBackend", "check_style_backend"]
+class StyleBackendModule(nn.Module):
+    r"""Base class of the shipped backends: ``forward`` is :math:`\mathrm{render}(\mathrm{prepare}(x), z, \alpha)`.
+
+    Subclasses implement the members of :class:`StyleBackend`; third-party backends need not inherit from it (the
+    protocol is structural).
+
+    Examples:
+        >>> from captum_wsam.augment import LinearStyleTransfer
+        >>> isinstance(LinearStyleTransfer(), StyleBackendModule)
+        True
+    """
+
+    def forward(self, inputs: Tensor, styles: Tensor, alpha: Tensor) -> Tensor:
+        r"""Stylize ``inputs`` :math:`(B, 3, H, W)` in [0, 1] with style vectors :math:`(B, V)` and α :math:`(B,)`.
+
+        Returns:
+            :math:`(B, 3, H, W)` in [0, 1].
+        """
+        return self.render(self.prepare(inputs), styles, alpha)
+
+
+__all__ = ["BACKEND_METHODS", "BACKEND_PROPERTIES", "StyleBackend", "StyleBackendModule", "check_style_backend"]

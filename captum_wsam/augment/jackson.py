@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._checks import check_images, check_positive_int, check_tensor, check_type
+from .backend import StyleBackendModule
 from .jackson_checkpoints import (
     CHECKPOINT_BLOB_IDS,
     UPSTREAM_COMMIT,
@@ -56,7 +57,7 @@ class JacksonContent:
     embeddings: Tensor
 
 
-class JacksonStyleNet(nn.Module):
+class JacksonStyleNet(StyleBackendModule):
     r"""Jackson et al.'s style augmentation network as a :class:`~captum_wsam.augment.StyleAugment` backend.
 
     .. math:: o = \mathrm{Transformer}\big(c,\ \alpha\,z_c + (1-\alpha)\,\hat z\big),\qquad
@@ -151,10 +152,6 @@ class JacksonStyleNet(nn.Module):
         a = alpha.to(content.embeddings).view(-1, 1)
         embedding = a * content.embeddings + (1 - a) * styles.to(content.embeddings)
         return self.transformer(content.images, embedding)
-
-    def forward(self, inputs: Tensor, styles: Tensor, alpha: Tensor) -> Tensor:
-        """Restyle ``inputs`` :math:`(B, 3, H, W)` with embeddings :math:`(B, 100)` and α :math:`(B,)`."""
-        return self.render(self.prepare(inputs), styles, alpha)
 
     @classmethod
     def from_checkpoints(

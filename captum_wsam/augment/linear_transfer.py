@@ -26,9 +26,10 @@ import functools
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._checks import check_images, check_positive_int, check_tensor
+from .backend import StyleBackendModule
 from .linear_transfer_functional import ContentStatistics, content_statistics, stylize_from_statistics
 from .patch_features import regularize_covariance
 from .patch_features import symmetric_sqrt as _symmetric_sqrt
@@ -45,7 +46,7 @@ def _default_bank_vectors(patch_size: int, levels: int) -> tuple[Tensor, tuple[s
     return vectors, tuple(names)
 
 
-class LinearStyleTransfer(nn.Module):
+class LinearStyleTransfer(StyleBackendModule):
     r"""Weight-free linear style transfer on multi-scale patch features (whitening–colouring, α-mixed statistics).
 
     .. math:: o = U\big(T\,(C(c)-\mu_c)\big) + \alpha\,\mu_c + (1-\alpha)\,\mu_z,\quad
@@ -150,14 +151,6 @@ class LinearStyleTransfer(nn.Module):
         """Stylize prepared content with per-sample style vectors :math:`(B, V)` and α :math:`(B,)`."""
         means, covariances = self.decode_styles(styles)
         return stylize_from_statistics(content, means, covariances, alpha)
-
-    def forward(self, inputs: Tensor, styles: Tensor, alpha: Tensor) -> Tensor:
-        r"""Stylize ``inputs`` (:math:`(B, 3, H, W)` in [0, 1]) with style vectors :math:`(B, V)` and α :math:`(B,)`.
-
-        Returns:
-            :math:`(B, 3, H, W)` in [0, 1].
-        """
-        return self.render(self.prepare(inputs), styles, alpha)
 
     def default_style_bank(self) -> StyleBank:
         """The built-in bank: 48 procedural texture styles at 96×96 or larger

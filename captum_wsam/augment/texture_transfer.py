@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._checks import check_images, check_in_range, check_positive_int, check_tensor
+from .backend import StyleBackendModule
 from .functional import laplacian_pyramid
 from .texture_functional import texture_first_mix, texture_swap
 
@@ -63,7 +64,7 @@ def _default_bank_vectors(tile_size: int) -> tuple[Tensor, tuple[str, ...]]:
     return images.flatten(1), tuple(names)
 
 
-class TextureTransfer(nn.Module):
+class TextureTransfer(StyleBackendModule):
     r"""Weight-free texture transfer: soft patch swap on Laplacian detail bands, colour transfer on the residual.
 
     .. math:: o_\alpha = \operatorname{clamp}_{[0,1]}\,U\big([(1-s_l)\,C_l(x) + s_l\,t_l]_l\big),\qquad
@@ -197,14 +198,6 @@ class TextureTransfer(nn.Module):
         alpha = alpha.to(image)
         out = texture_first_mix(content.bands, styled, alpha, self.texture_gain, self.edge_threshold).clamp(0.0, 1.0)
         return torch.where((alpha == 1).view(-1, 1, 1, 1), image, out)
-
-    def forward(self, inputs: Tensor, styles: Tensor, alpha: Tensor) -> Tensor:
-        r"""Stylize ``inputs`` (:math:`(B, 3, H, W)` in [0, 1]) with style vectors :math:`(B, V)` and α :math:`(B,)`.
-
-        Returns:
-            :math:`(B, 3, H, W)` in [0, 1].
-        """
-        return self.render(self.prepare(inputs), styles, alpha)
 
     def default_style_bank(self) -> StyleBank:
         """The built-in bank: 48 procedural texture styles at ``tile_size`` pixels
